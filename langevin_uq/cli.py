@@ -1,0 +1,189 @@
+"""The ``langevin-uq`` command line (INTERFACE.md "Commands").
+
+Thin by design: parse options, call the library, write files. Any `LangevinUQError` (bad data,
+bad config, a run directory that does not fit) becomes one plain sentence on stderr and exit
+status 2, without a traceback.
+"""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import ConfigError, LangevinUQError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Uncertainty quantification of neural-ODE models by Langevin sampling.",
+)
+
+SYSTEMS = ("ou", "schlogl", "hyperelastic", "viscoelastic")
+AVAILABLE = ("ou",)
+
+
+def _system(name: str) -> str:
+    if name not in SYSTEMS:
+        raise ConfigError(f"unknown system {name!r}; use one of {', '.join(SYSTEMS)}")
+    if name not in AVAILABLE:
+        raise ConfigError(
+            f"system {name!r} is not available yet; available: {', '.join(AVAILABLE)}"
+        )
+    return name
+
+
+@app.command()
+def simulate(
+    system: Annotated[str, typer.Argument(help="ou | schlogl | hyperelastic | viscoelastic")],
+    out: Annotated[Path, typer.Option(help="trajectory file to write (.nc or .npz)")],
+    n: Annotated[int, typer.Option(help="number of trajectories")] = 1024,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    theta_mean: Annotated[float, typer.Option(help="OU: mean of the decay rate theta")] = 1.0,
+    theta_sd: Annotated[float, typer.Option(help="OU: sd of theta")] = 0.15,
+    mu_mean: Annotated[float, typer.Option(help="OU: mean of the long-time level mu")] = 1.0,
+    mu_sd: Annotated[float, typer.Option(help="OU: sd of mu")] = 0.15,
+    x0: Annotated[float, typer.Option(help="OU: initial state, shared by all trajectories")] = 0.0,
+    n_times: Annotated[int, typer.Option(help="OU: number of observation times")] = 50,
+    t_end: Annotated[float, typer.Option(help="OU: last observation time (first is 0)")] = 5.0,
+    noise_sd: Annotated[float, typer.Option(help="OU: sd of added observation noise")] = 0.0,
+) -> None:
+    """Simulate a demonstration system and write its trajectories."""
+    import jax.random as jr
+
+    from .data import save_trajectories
+    from .systems.ou import OUSystem, simulate_ou
+
+    _system(system)
+    if noise_sd < 0:
+        raise ConfigError(f"--noise-sd must be >= 0, got {noise_sd}")
+    spec = OUSystem(theta_mean=theta_mean, theta_sd=theta_sd, mu_mean=mu_mean, mu_sd=mu_sd,
+                    x0=x0, n=n, n_times=n_times, t_end=t_end)  # fmt: skip
+    save_trajectories(simulate_ou(spec, jr.key(seed), noise_sd=noise_sd), out)
+    typer.echo(f"wrote {n} {system} trajectories to {out}")
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="trajectory file (.nc or .npz)")],
+    out: Annotated[Path, typer.Option(help="run directory to create (or resume)")],
+    config: Annotated[
+        Path | None, typer.Option(help="TOML config; defaults for absent keys")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="overrides train.seed")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Fit the MLE and train the Langevin sampler; write the run directory."""
+    from .config import Config
+    from .data import load_trajectories
+    from .run import fit as fit_run
+
+    traj = load_trajectories(data)
+    if config is not None:
+        cfg = Config.load(config)
+    elif resume and (out / "config.toml").exists():
+        cfg = Config.load(out / "config.toml")
+    else:
+        cfg = Config()
+    if seed is not None:
+        cfg = cfg.replace(train={"seed": seed})
+    run = fit_run(traj, cfg, run_dir=out, resume=resume, progress=progress)
+    typer.echo(f"trained {run.epoch} epochs; run directory {out}")
+
+
+@app.command()
+def sample(
+    run_dir: Annotated[Path, typer.Argument(help="run directory written by `fit`")],
+    out: Annotated[Path, typer.Option(help="samples file to write (.npz)")],
+    n: Annotated[int, typer.Option(help="number of posterior samples M")] = 1000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Draw posterior weight samples by simulating the learned SDE."""
+    import jax.random as jr
+    import numpy as np
+
+    from .checkpoint import save_samples
+    from .run import load_run, sample_weights
+
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out {out} must end in .npz")
+    run = load_run(run_dir)
+    w = sample_weights(run, n, jr.key(seed))
+    save_samples(out, np.asarray(w), run.partition.names, run.partition.stochastic_mask)
+    typer.echo(f"wrote {n} samples of {run.partition.n_weights} weights to {out}")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="run directory written by `fit`")],
+    data: Annotated[Path, typer.Option(help="trajectories whose inputs to predict for")],
+    out: Annotated[Path, typer.Option(help="prediction file to write (.nc)")],
+    n: Annotated[
+        int | None, typer.Option(help="draw M fresh samples (default: samples.npz)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed for fresh samples")] = 0,
+) -> None:
+    """Predict an ensemble, its mean, std and quantiles for new inputs."""
+    from .data import load_trajectories
+    from .prediction import predict_to_file
+
+    if out.suffix != ".nc":
+        raise ConfigError(f"--out {out} must end in .nc")
+    m = predict_to_file(run_dir, load_trajectories(data), out, n=n, seed=seed)
+    typer.echo(f"wrote a {m}-member predictive ensemble to {out}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="run directory written by `fit`")],
+    data: Annotated[Path | None, typer.Option(help="held-out trajectories to score")] = None,
+) -> None:
+    """Write figures and a summary table under RUN_DIR/report/."""
+    from .data import load_trajectories
+    from .report import write_report
+
+    held_out = load_trajectories(data) if data is not None else None
+    summary = write_report(run_dir, held_out)
+    typer.echo(summary)
+
+
+@app.command()
+def demo(
+    system: Annotated[str, typer.Argument(help="ou | schlogl | hyperelastic | viscoelastic")],
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("demo-out"),
+    quick: Annotated[bool, typer.Option("--quick", help="small sizes, for a smoke run")] = False,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Simulate, fit with each likelihood, and report, in one go."""
+    from .demos import run_ou_demo
+
+    _system(system)
+    run_ou_demo(out, quick=quick, seed=seed, progress=progress, echo=typer.echo)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning library errors into exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except LangevinUQError as err:
+        _fail(str(err))
+    except (OSError, UnicodeError) as err:
+        _fail(f"{getattr(err, 'filename', None) or 'input'}: {err.strerror or err}"
+              if isinstance(err, OSError) else str(err))  # fmt: skip
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        _fail("aborted")
+    except __import__("click").ClickException as err:
+        err.show()
+        sys.exit(2)
+
+
+def _fail(message: str) -> None:
+    message = message.rstrip(".")
+    print(f"langevin-uq: error: {message}.", file=sys.stderr)
+    sys.exit(2)

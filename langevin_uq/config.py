@@ -1,0 +1,300 @@
+"""Typed run configuration, read from TOML (INTERFACE.md "Config").
+
+Every key has a default; unknown sections or keys and ill-typed values are refused with a
+`ConfigError` naming the key. `Config.to_toml` writes the resolved configuration with every
+default filled in, which is what a run directory keeps.
+"""
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """``[data]``: scaling of the outputs and the validation split."""
+
+    scaling: str = "standardize"
+    validation_fraction: float = 0.1
+
+    def __post_init__(self):
+        _choice("data.scaling", self.scaling, ("standardize", "none"))
+        if not 0 <= self.validation_fraction < 1:
+            raise ConfigError(
+                f"data.validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """``[model]``: sizes and activations of the hidden-state ODE and the observation."""
+
+    hidden_state: int = 0
+    R_hidden: list[int] = field(default_factory=lambda: [16, 16])
+    R_activation: str = "tanh"
+    observation: str = "identity"
+    Z_hidden: list[int] = field(default_factory=lambda: [16])
+    Z_activation: str = "softplus"
+    substeps: int = 1
+
+    def __post_init__(self):
+        _choice("model.observation", self.observation, ("identity", "mlp"))
+        _positive_ints("model.R_hidden", self.R_hidden)
+        _positive_ints("model.Z_hidden", self.Z_hidden)
+        if self.substeps < 1:
+            raise ConfigError(f"model.substeps must be at least 1, got {self.substeps}")
+        if self.hidden_state < 0:
+            raise ConfigError(f"model.hidden_state must be >= 0, got {self.hidden_state}")
+
+
+@dataclass(frozen=True)
+class PartitionOptions:
+    """``[partition]``: which weights are sampled (METHOD section 3)."""
+
+    variant: str = "full"
+    submodels: list[str] = field(default_factory=lambda: ["R", "Z"])
+
+    def __post_init__(self):
+        _choice("partition.variant", self.variant, ("full", "bll-fixed", "bll-reopt"))
+        for s in self.submodels:
+            _choice("partition.submodels entry", s, ("R", "Z"))
+
+
+@dataclass(frozen=True)
+class PriorOptions:
+    """``[prior]``: the OU prior's stationary mean and scale."""
+
+    mean: str = "mle"
+    scale: float = 1.0
+
+    def __post_init__(self):
+        _choice("prior.mean", self.mean, ("mle", "zero"))
+        if not self.scale > 0:
+            raise ConfigError(f"prior.scale must be positive, got {self.scale}")
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """``[sampler]``: the learned-drift Langevin SDE (METHOD sections 5-6).
+
+    ``schedule = "geometric"`` and ``time_dependent = true`` are this library's defaults (see
+    `langevin_uq.sampler`); ``"uniform"`` and ``false`` give the paper's sampler.
+    """
+
+    replicas: int = 256
+    steps: int = 100
+    dtau: float = 0.01
+    schedule: str = "geometric"
+    final_dtau: float = 1e-4
+    time_dependent: bool = True
+    drift_hidden: list[int] = field(default_factory=lambda: [32, 32])
+    init_noise: float = 1e-2
+    gamma0: float = 1.0
+    anneal_epochs: int = 0
+    posterior_samples: int = 1000
+
+    def __post_init__(self):
+        if self.replicas < 2:
+            raise ConfigError(f"sampler.replicas must be at least 2, got {self.replicas}")
+        if self.steps < 2:
+            raise ConfigError(f"sampler.steps must be at least 2, got {self.steps}")
+        if not self.dtau > 0:
+            raise ConfigError(f"sampler.dtau must be positive, got {self.dtau}")
+        _choice("sampler.schedule", self.schedule, ("geometric", "uniform"))
+        if self.schedule == "geometric" and not 0 < self.final_dtau < self.dtau:
+            raise ConfigError(
+                f"sampler.final_dtau must lie in (0, sampler.dtau), got {self.final_dtau}"
+            )
+        _positive_ints("sampler.drift_hidden", self.drift_hidden)
+        if self.init_noise < 0:
+            raise ConfigError(f"sampler.init_noise must be >= 0, got {self.init_noise}")
+        if self.gamma0 < 1:
+            raise ConfigError(f"sampler.gamma0 must be at least 1, got {self.gamma0}")
+        if self.anneal_epochs < 0:
+            raise ConfigError(f"sampler.anneal_epochs must be >= 0, got {self.anneal_epochs}")
+        if self.posterior_samples < 1:
+            raise ConfigError(
+                f"sampler.posterior_samples must be at least 1, got {self.posterior_samples}"
+            )
+
+
+@dataclass(frozen=True)
+class LikelihoodOptions:
+    """``[likelihood]``: how the replicas' predictions are scored (METHOD section 7)."""
+
+    kind: str = "gaussian"
+    modes: int = 1
+    time_reduction: str = "sum"
+    sigma: str | float = "auto"
+
+    def __post_init__(self):
+        _choice("likelihood.kind", self.kind, ("gaussian", "marginal-mixture", "energy-score"))
+        _choice("likelihood.time_reduction", self.time_reduction, ("sum", "mean"))
+        if self.modes < 1:
+            raise ConfigError(f"likelihood.modes must be at least 1, got {self.modes}")
+        if isinstance(self.sigma, str):
+            _choice("likelihood.sigma", self.sigma, ("auto",))
+        elif not self.sigma > 0:
+            raise ConfigError(f"likelihood.sigma must be 'auto' or positive, got {self.sigma}")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """``[train]``: optimisation of the drift (and ``w_D``) and of the MLE pre-fit.
+
+    ``lr_schedule = "cosine"`` decays Adam's step from ``lr`` to ``lr_final * lr`` over
+    ``epochs``: the loss is a Monte Carlo estimate, and the decay averages its noise out.
+    """
+
+    epochs: int = 2000
+    lr: float = 1e-2
+    lr_schedule: str = "cosine"
+    lr_final: float = 0.05
+    beta: float = 1.0
+    mle_epochs: int = 2000
+    mle_lr: float = 1e-2
+    mle_patience: int = 200
+    batch_trajectories: int = 0
+    seed: int = 0
+    checkpoint_every: int = 100
+    x64: bool = False
+
+    def __post_init__(self):
+        for name in ("epochs", "mle_epochs", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "mle_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        _choice("train.lr_schedule", self.lr_schedule, ("cosine", "constant"))
+        if not 0 < self.lr_final <= 1:
+            raise ConfigError(f"train.lr_final must be in (0, 1], got {self.lr_final}")
+        if self.beta < 0:
+            raise ConfigError(f"train.beta must be >= 0, got {self.beta}")
+        if self.batch_trajectories < 0:
+            raise ConfigError(
+                f"train.batch_trajectories must be >= 0 (0 = all), got {self.batch_trajectories}"
+            )
+        if self.mle_patience < 1:
+            raise ConfigError(f"train.mle_patience must be at least 1, got {self.mle_patience}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole run configuration, one typed section per TOML table."""
+
+    data: DataOptions = field(default_factory=DataOptions)
+    model: ModelOptions = field(default_factory=ModelOptions)
+    partition: PartitionOptions = field(default_factory=PartitionOptions)
+    prior: PriorOptions = field(default_factory=PriorOptions)
+    sampler: SamplerOptions = field(default_factory=SamplerOptions)
+    likelihood: LikelihoodOptions = field(default_factory=LikelihoodOptions)
+    train: TrainOptions = field(default_factory=TrainOptions)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "Config":
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for name, table in raw.items():
+            if name not in sections:
+                raise ConfigError(f"unknown config section [{name}]; known: {', '.join(sections)}")
+            if not isinstance(table, dict):
+                raise ConfigError(f"config entry {name!r} must be a [{name}] table")
+            kwargs[name] = _section(sections[name].default_factory, name, table)
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path} cannot be read: {err}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+        return cls.from_dict(raw)
+
+    def replace(self, **sections: dict[str, Any]) -> "Config":
+        """A copy with some keys changed, e.g. ``cfg.replace(train={"seed": 3})``."""
+        updated = {}
+        for name, changes in sections.items():
+            current = dataclasses.asdict(getattr(self, name))
+            current.update(changes)
+            updated[name] = _section(type(getattr(self, name)), name, current)
+        return dataclasses.replace(self, **updated)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        lines = []
+        for name, table in self.to_dict().items():
+            lines.append(f"[{name}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _section(factory, name: str, table: dict[str, Any]):
+    known = {f.name: f for f in dataclasses.fields(factory)}
+    defaults = factory()
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key {name}.{key}; known keys: {', '.join(known)}")
+        expected = type(getattr(defaults, key))
+        if not _type_ok(value, expected, getattr(defaults, key)):
+            raise ConfigError(
+                f"config key {name}.{key} = {value!r} should be of type {expected.__name__}"
+            )
+    values = {
+        k: (
+            float(v)
+            if isinstance(getattr(defaults, k), float)
+            and not isinstance(v, bool)
+            and isinstance(v, int)
+            else v
+        )
+        for k, v in table.items()
+    }
+    return factory(**values)
+
+
+def _type_ok(value, expected, default) -> bool:
+    if isinstance(value, bool) or expected is bool:
+        return isinstance(value, bool) and expected is bool
+    if expected is float:
+        return isinstance(value, int | float)
+    if expected is list:
+        inner = type(default[0]) if default else object
+        return isinstance(value, list) and all(
+            isinstance(v, inner) and not isinstance(v, bool) for v in value
+        )
+    if isinstance(default, str) and default == "auto":  # likelihood.sigma: "auto" or a number
+        return isinstance(value, str | int | float)
+    return isinstance(value, expected)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def _choice(name: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} = {value!r}; use one of {', '.join(map(repr, allowed))}")
+
+
+def _positive_ints(name: str, values) -> None:
+    if any(not isinstance(v, int) or v < 1 for v in values):
+        raise ConfigError(f"{name} must be a list of positive integers, got {values!r}")

@@ -1,0 +1,26 @@
+"""Exception classes raised by the library.
+
+Every problem a user can cause (a malformed file, a bad config value, a run directory that does
+not hold a fit) raises a subclass of `LangevinUQError` whose message is one plain sentence naming
+the offending thing. The command line turns these into exit status 2 without a traceback.
+"""
+
+
+class LangevinUQError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class DataError(LangevinUQError, ValueError):
+    """A trajectory file or array is missing, malformed or inconsistent."""
+
+
+class ConfigError(LangevinUQError, ValueError):
+    """A configuration key has an unknown name or an invalid value."""
+
+
+class RunDirError(LangevinUQError, ValueError):
+    """A run directory is missing, incomplete, or would be overwritten."""
+
+
+class TrainingDivergedError(LangevinUQError, RuntimeError):
+    """The training loss became NaN or infinite; the last good checkpoint was kept."""

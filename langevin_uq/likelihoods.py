@@ -1,0 +1,191 @@
+"""Likelihoods that score the replicas' predictions against the data (METHOD section 7).
+
+Every likelihood receives the predictions of all R replicas for each condition group,
+``y_pred`` of shape ``(R, G, T, ny)`` (trajectories in a group share their inputs, so one
+prediction per group serves all of them), and a batch of observed trajectories with their group
+ids. ``loss`` returns the data term of the training loss (Eq. 13): ``-(1/R) sum_r log p(D | w^r)``
+for the probabilistic likelihoods, ``sum_g N_g ES_g`` for the energy score. Batches are uniform
+draws of trajectories; ``scale = N_train / B`` makes every estimate unbiased for the full sum.
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.cluster import KMeans
+
+from ._types import Array, Float, Int
+from .errors import ConfigError
+
+KINDS = ("gaussian", "marginal-mixture", "energy-score")
+_LOG_2PI = float(np.log(2 * np.pi))
+
+
+class AbstractLikelihood(eqx.Module):
+    """Base class: the data term of the loss for a batch of trajectories."""
+
+    @abc.abstractmethod
+    def loss(
+        self,
+        y_pred: Float[Array, "R G T ny"],
+        y: Float[Array, "B T ny"],
+        group: Int[Array, " B"],
+        scale: Float[Array, ""],
+    ) -> Float[Array, ""]:
+        """Data term of the loss; ``scale`` is ``N_train / B``."""
+
+
+class GaussianLikelihood(AbstractLikelihood):
+    """Independent Gaussian observations (Eq. 17-18): ``y ~ N(y_hat(w), sigma^2)``.
+
+    Attributes:
+        sigma: noise standard deviation per output, shape ``(ny,)``.
+    """
+
+    sigma: Float[Array, " ny"]
+
+    def __check_init__(self):
+        if not bool(np.all(np.asarray(self.sigma) > 0)):
+            raise ConfigError(f"likelihood.sigma must be positive, got {np.asarray(self.sigma)}")
+
+    def loss(self, y_pred, y, group, scale):
+        residual = (y[None] - y_pred[:, group]) / self.sigma
+        per_replica = 0.5 * jnp.sum(residual**2, axis=(1, 2, 3))
+        norm = y.shape[0] * y.shape[1] * jnp.sum(jnp.log(self.sigma) + 0.5 * _LOG_2PI)
+        return scale * (jnp.mean(per_replica) + norm)
+
+
+class MarginalMixtureLikelihood(AbstractLikelihood):
+    """The paper's per-time mixture of the data's modes (Eq. 19-21).
+
+    Attributes:
+        log_weights: ``log pi_k`` per group and mode, ``(G, K)`` (``-inf``-like for empty modes).
+        mean: mode means ``mu_k(t_j)``, ``(G, K, T, ny)``.
+        sigma: ``sqrt(sigma_D^2 + sigma_MLE^2)`` (Eq. 21), ``(G, K, T, ny)``.
+        time_reduction: ``"sum"`` or ``"mean"`` over observation times.
+    """
+
+    log_weights: Float[Array, "G K"]
+    mean: Float[Array, "G K T ny"]
+    sigma: Float[Array, "G K T ny"]
+    time_reduction: str = eqx.field(static=True)
+
+    def loss(self, y_pred, y, group, scale):
+        z = (y_pred[:, :, None] - self.mean[None]) / self.sigma[None]
+        log_normal = jnp.sum(-0.5 * z**2 - jnp.log(self.sigma[None]) - 0.5 * _LOG_2PI, axis=-1)
+        log_mix = jax.nn.logsumexp(log_normal + self.log_weights[None, :, :, None], axis=2)
+        reduce = jnp.mean if self.time_reduction == "mean" else jnp.sum
+        return -jnp.mean(jnp.sum(reduce(log_mix, axis=-1), axis=-1))
+
+
+class EnergyScoreLikelihood(AbstractLikelihood):
+    """Energy score between predicted and observed whole trajectories (METHOD 7c).
+
+    ``ES_g = mean_{r,i} |y_hat^r - y^i| - 1/2 mean_{r != r'} |y_hat^r - y_hat^r'|`` with whole
+    trajectories (scaled outputs) as vectors; the loss is ``sum_g N_g ES_g``. Strictly proper: in
+    expectation it is minimised only when the replicas' law of trajectories equals the data's.
+    """
+
+    def loss(self, y_pred, y, group, scale):
+        n_rep = y_pred.shape[0]
+        pred = y_pred.reshape(n_rep, y_pred.shape[1], -1)
+        obs = y.reshape(y.shape[0], -1)
+        fit = jnp.mean(_norm(pred[:, group] - obs[None]), axis=0)
+        pair = _norm(pred[:, None] - pred[None])
+        spread = jnp.sum(pair, axis=(0, 1)) / (n_rep * (n_rep - 1))
+        return scale * jnp.sum(fit - 0.5 * spread[group])
+
+
+def _norm(d: Float[Array, "... D"]) -> Float[Array, "..."]:
+    # A tiny offset keeps the gradient finite where two trajectories coincide.
+    return jnp.sqrt(jnp.sum(d**2, axis=-1) + 1e-12)
+
+
+def energy_score_per_trajectory(
+    y_pred: Float[Array, "R G T ny"], y: Float[Array, "B T ny"], group: Int[Array, " B"]
+) -> Float[Array, ""]:
+    """Mean energy score of held-out trajectories against their group's replicas."""
+    return EnergyScoreLikelihood().loss(y_pred, y, group, jnp.asarray(1.0)) / y.shape[0]
+
+
+def build_likelihood(
+    kind: str,
+    *,
+    y: Float[np.ndarray, "N T ny"],
+    group: Int[np.ndarray, " N"],
+    n_groups: int,
+    y_mle: Float[np.ndarray, "G T ny"],
+    sigma: str | float = "auto",
+    modes: int = 1,
+    time_reduction: str = "sum",
+    seed: int = 0,
+) -> AbstractLikelihood:
+    """Build a likelihood from the training data and the MLE's predictions.
+
+    Args:
+        kind: ``"gaussian"``, ``"marginal-mixture"`` or ``"energy-score"``.
+        y: training outputs (scaled), ``(N, T, ny)``.
+        group: group id of each training trajectory, ``(N,)``.
+        n_groups: number of groups ``G`` (ids run over ``0..G-1``).
+        y_mle: the MLE's prediction for each group, ``(G, T, ny)``.
+        sigma: ``"auto"`` or a positive float. For ``gaussian``, auto is the MLE's RMS residual
+            per output; for the mixture it is Eq. 21 per mode, time and output.
+        modes: number of modes K for the mixture (k-means on whole trajectories per group).
+        time_reduction: ``"sum"`` or ``"mean"`` over times for the mixture.
+        seed: seed of the k-means initialisation.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"likelihood.kind = {kind!r}; use one of {', '.join(KINDS)}")
+    if time_reduction not in ("sum", "mean"):
+        raise ConfigError(f"likelihood.time_reduction = {time_reduction!r}; use 'sum' or 'mean'")
+    if modes < 1:
+        raise ConfigError(f"likelihood.modes must be at least 1, got {modes}")
+    if not (sigma == "auto" or (isinstance(sigma, int | float) and sigma > 0)):
+        raise ConfigError(f"likelihood.sigma must be 'auto' or a positive number, got {sigma!r}")
+    floor = 1e-3 * max(float(np.std(y)), 1e-6)
+    if kind == "energy-score":
+        return EnergyScoreLikelihood()
+    if kind == "gaussian":
+        if sigma == "auto":
+            residual = y - y_mle[group]
+            sig = np.sqrt(np.mean(residual**2, axis=(0, 1)))
+        else:
+            sig = np.full(y.shape[-1], float(sigma))
+        return GaussianLikelihood(sigma=jnp.asarray(np.maximum(sig, floor), dtype=y.dtype))
+    return _mixture(y, group, n_groups, y_mle, sigma, modes, time_reduction, seed, floor)
+
+
+def _mixture(y, group, n_groups, y_mle, sigma, modes, time_reduction, seed, floor):
+    n_t, n_y = y.shape[1:]
+    log_w = np.full((n_groups, modes), -1e30)
+    mean = np.zeros((n_groups, modes, n_t, n_y))
+    sig = np.ones((n_groups, modes, n_t, n_y))
+    for g in range(n_groups):
+        members = y[group == g]
+        if len(members) == 0:
+            continue
+        k = min(modes, len(members))
+        if k > 1:
+            km = KMeans(n_clusters=k, n_init=10, random_state=seed)
+            labels = km.fit_predict(members.reshape(len(members), -1))
+        else:
+            labels = np.zeros(len(members), dtype=int)
+        for m in range(k):
+            block = members[labels == m]
+            mu = block.mean(axis=0)
+            log_w[g, m] = np.log(len(block) / len(members))
+            mean[g, m] = mu
+            if sigma == "auto":
+                spread = block.std(axis=0) if len(block) > 1 else np.zeros_like(mu)
+                sig[g, m] = np.sqrt(spread**2 + (mu - y_mle[g]) ** 2)
+            else:
+                sig[g, m] = float(sigma)
+    dtype = y.dtype
+    return MarginalMixtureLikelihood(
+        log_weights=jnp.asarray(log_w, dtype),
+        mean=jnp.asarray(mean, dtype),
+        sigma=jnp.asarray(np.maximum(sig, floor), dtype),
+        time_reduction=time_reduction,
+    )

@@ -1,0 +1,74 @@
+"""Predictive ensembles for new inputs and their summary file (INTERFACE.md "Predictions")."""
+
+from pathlib import Path
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import xarray as xr
+
+from . import checkpoint as ckpt
+from ._atomic import atomic_path
+from ._types import Float
+from .data import Trajectories
+from .errors import DataError, RunDirError
+from .run import FittedRun, load_run, predict, sample_weights
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def run_samples(run: FittedRun, run_dir: Path, n: int | None, seed: int) -> jnp.ndarray:
+    """Posterior samples of a run: ``n`` fresh ones, or the run's ``samples.npz``."""
+    if n is not None:
+        return sample_weights(run, n, jr.key(seed))
+    arrays = ckpt.load_arrays(Path(run_dir) / ckpt.SAMPLES)
+    w = arrays.get("w")
+    if w is None or w.ndim != 2 or w.shape[1] != run.partition.n_weights:
+        raise RunDirError(f"{Path(run_dir) / ckpt.SAMPLES} does not hold samples of this model")
+    return jnp.asarray(w, run.w_mle.dtype)
+
+
+def ensemble_dataset(
+    y_samples: Float[np.ndarray, "M N T ny"], t: Float[np.ndarray, "N T"]
+) -> xr.Dataset:
+    """The prediction file's variables: ensemble, mean, std, quantiles and times."""
+    dims = ("trajectory", "time", "output")
+    shared = bool(np.all(t == t[:1]))
+    q = np.quantile(y_samples, QUANTILES, axis=0)
+    return xr.Dataset(
+        {
+            "y_samples": (("sample", *dims), y_samples),
+            "mean": (dims, y_samples.mean(axis=0)),
+            "std": (
+                dims,
+                y_samples.std(axis=0, ddof=1)
+                if len(y_samples) > 1
+                else np.zeros(y_samples.shape[1:]),
+            ),  # fmt: skip
+            "quantiles": (("q", *dims), q),
+            "t": (("time",), t[0]) if shared else (("trajectory", "time"), t),
+        },
+        coords={"q": np.asarray(QUANTILES)},
+    )
+
+
+def predict_to_file(
+    run_dir: str | Path, data: Trajectories, out: str | Path, *, n: int | None, seed: int = 0
+) -> int:
+    """Predict for every trajectory of ``data`` and write the ensemble file atomically.
+
+    Returns the ensemble size M.
+    """
+    run = load_run(run_dir)
+    meta = ckpt.read_json(Path(run_dir) / ckpt.METADATA)
+    if data.n_inputs != meta["n_inputs"] or data.n_outputs != meta["n_outputs"]:
+        raise DataError(
+            f"the data have {data.n_inputs} inputs and {data.n_outputs} outputs but the run was "
+            f"fitted to {meta['n_inputs']} and {meta['n_outputs']}"
+        )
+    w = run_samples(run, Path(run_dir), n, seed)
+    y = predict(run, data, w)
+    ds = ensemble_dataset(y, data.t)
+    with atomic_path(out) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    return int(y.shape[0])

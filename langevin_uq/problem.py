@@ -1,0 +1,80 @@
+"""Training data laid out for the data model: one input per condition group.
+
+Trajectories of a condition group share their times, inputs and initial state, so the data
+model is solved once per group and per weight sample; the likelihoods compare that prediction
+with every member of the group.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._types import Array, Float, Int
+from .data import Trajectories
+from .errors import DataError
+from .weights import WeightPartition
+
+
+class GroupInputs(eqx.Module):
+    """The inputs of each condition group: times ``(G, T)``, inputs ``(G, T, nx)``, ``y0``."""
+
+    t: Float[Array, "G T"]
+    x: Float[Array, "G T nx"]
+    y0: Float[Array, "G ny"]
+
+    @property
+    def n_groups(self) -> int:
+        return self.t.shape[0]
+
+
+def group_inputs(traj: Trajectories, dtype=jnp.float32) -> GroupInputs:
+    """One representative input per group; refuses groups whose members' inputs differ."""
+    n_groups = int(traj.group.max()) + 1
+    x = traj.x if traj.x is not None else np.zeros((*traj.t.shape, 0))
+    first = np.array([np.flatnonzero(traj.group == g)[0] for g in range(n_groups)])
+    for name, values in (("t", traj.t), ("x", x), ("y0", traj.y0)):
+        rep = values[first][traj.group]
+        if not np.allclose(values, rep, rtol=1e-6, atol=1e-9):
+            bad = int(
+                traj.group[
+                    np.flatnonzero(~np.isclose(values, rep).reshape(len(rep), -1).all(axis=1))[0]
+                ]
+            )
+            raise DataError(
+                f"trajectories of condition group {bad} differ in `{name}`; members of a group "
+                "must share times, inputs and initial state"
+            )
+    return GroupInputs(
+        t=jnp.asarray(traj.t[first], dtype),
+        x=jnp.asarray(x[first], dtype),
+        y0=jnp.asarray(traj.y0[first], dtype),
+    )
+
+
+def predict_groups(
+    partition: WeightPartition, w: Float[Array, " nw"], inputs: GroupInputs
+) -> Float[Array, "G T ny"]:
+    """The data model with flat weights ``w`` solved for every group."""
+    model = partition.model(w)
+    return jax.vmap(model)(inputs.t, inputs.x, inputs.y0)
+
+
+def predict_ensemble(
+    partition: WeightPartition, w: Float[Array, "M nw"], inputs: GroupInputs
+) -> Float[Array, "M G T ny"]:
+    """`predict_groups` for each of ``M`` weight vectors (vmapped over the samples)."""
+    return jax.vmap(predict_groups, in_axes=(None, 0, None))(partition, w, inputs)
+
+
+class TrainingArrays(eqx.Module):
+    """Device arrays of one split: outputs ``(N, T, ny)`` and group ids ``(N,)``."""
+
+    y: Float[Array, "N T ny"]
+    group: Int[Array, " N"]
+
+
+def training_arrays(traj: Trajectories | None, dtype=jnp.float32) -> TrainingArrays | None:
+    if traj is None or traj.n_trajectories == 0:
+        return None
+    return TrainingArrays(y=jnp.asarray(traj.y, dtype), group=jnp.asarray(traj.group, jnp.int32))

@@ -1,0 +1,101 @@
+"""A run's report: figures and a summary table under ``RUN_DIR/report/`` (METHOD section 10)."""
+
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from . import metrics, plotting
+from ._atomic import write_text_atomic
+from .data import Trajectories, groups
+from .prediction import run_samples
+from .run import load_run, predict
+
+
+def group_scores(
+    y_pred: np.ndarray, data: Trajectories
+) -> tuple[dict[str, float], np.ndarray, list[np.ndarray]]:
+    """Scores of a predictive ensemble ``(M, N, T, ny)`` against the trajectories it predicts.
+
+    Each condition group is scored as one population: W1 per time and output between the group's
+    data and its ensemble (Eq. 27), pooled 50/90 % band coverage, and the energy score of whole
+    trajectories. Returns the summary numbers (weighted by group size), the W1 curve ``(T, ny)``
+    averaged over groups, and the group index arrays.
+    """
+    members = groups(data)
+    sizes = np.array([len(g) for g in members], dtype=float)
+    w1, cov50, cov90, es = [], [], [], []
+    for g in members:
+        ens = y_pred[:, g[0]]
+        w1.append(metrics.w1_over_time(data.y[g], ens))
+        cov = metrics.coverage_pooled(ens, data.y[g], (0.5, 0.9))
+        cov50.append(cov[0.5])
+        cov90.append(cov[0.9])
+        flat = ens.reshape(len(ens), -1)
+        es.append(metrics.energy_score(flat, data.y[g].reshape(len(g), -1)))
+    weight = sizes / sizes.sum()
+    w1 = np.asarray(w1)
+    curve = np.tensordot(weight, w1, axes=1)
+    summary = {
+        "W1 mean over time": float(curve.mean()),
+        "W1 max over time": float(curve.max()),
+        "coverage 50%": float(weight @ np.asarray(cov50)),
+        "coverage 90%": float(weight @ np.asarray(cov90)),
+        "energy score": float(weight @ np.asarray(es)),
+    }
+    return summary, curve, members
+
+
+def write_report(run_dir: str | Path, held_out: Trajectories | None = None) -> str:
+    """Write ``report/`` for a run and return its summary as Markdown text.
+
+    Always: the training history and the posterior-sample statistics. With ``held_out`` data:
+    the predictive bands of the largest condition group, W1 over time and the scores of
+    `group_scores`.
+    """
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    out = run_dir / "report"
+    out.mkdir(exist_ok=True)
+    meta = ckpt.read_json(run_dir / ckpt.METADATA)
+    history = np.genfromtxt(run_dir / ckpt.HISTORY, delimiter=",", names=True, ndmin=1)
+    lines = [f"# Report: {run_dir.name}", ""]
+    cfg = run.config
+    lines += [
+        f"- likelihood: {cfg.likelihood.kind} (time_reduction = {cfg.likelihood.time_reduction})",
+        f"- partition: {cfg.partition.variant}, {run.partition.n_stochastic} of "
+        f"{run.partition.n_weights} weights sampled",
+        f"- epochs: {run.epoch}; replicas {cfg.sampler.replicas}, steps {cfg.sampler.steps}, "
+        f"beta {cfg.train.beta}",
+        f"- MLE: train MSE {meta['mle']['train_mse']:.4g}, validation MSE "
+        f"{meta['mle']['validation_mse']:.4g} (scaled units)",
+    ]
+    if history.size:
+        last = history[-1]
+        lines.append(
+            f"- last epoch: loss {last['loss']:.5g}, nll {last['nll']:.5g}, kl {last['kl']:.5g}"
+        )
+        plotting.plot_history({k: history[k] for k in history.dtype.names}, out / "history.png")
+    w = np.asarray(run_samples(run, run_dir, None, 0))
+    w_s = w[:, run.partition.stochastic_mask]
+    stats = metrics.weight_statistics(w_s)
+    names = [n for n, s in zip(run.partition.names, run.partition.stochastic_mask) if s]
+    lines += ["", "| weight | mean | sd |", "|---|---|---|"]
+    lines += [f"| {n} | {m:.5g} | {s:.5g} |" for n, m, s in
+              zip(names[:20], stats["mean"], stats["sd"])]  # fmt: skip
+    if len(names) > 20:
+        lines.append(f"| ... {len(names) - 20} more | | |")
+    if held_out is not None:
+        y_pred = predict(run, held_out, w)
+        summary, curve, members = group_scores(y_pred, held_out)
+        lines += ["", "| held-out metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in summary.items()]
+        biggest = max(members, key=len)
+        t = held_out.t[biggest[0]]
+        plotting.plot_predictive_bands(
+            t, held_out.y[biggest][..., 0], y_pred[:, biggest[0], :, 0], out / "bands.png"
+        )
+        plotting.plot_w1_over_time(t, {"held-out": curve[:, 0]}, out / "w1_over_time.png")
+    text = "\n".join(lines) + "\n"
+    write_text_atomic(out / "summary.md", text)
+    return text

@@ -1,0 +1,403 @@
+"""The library's entry points: `fit` a run, `load_run`, `sample_weights`, `predict`.
+
+A run directory (INTERFACE.md) holds the resolved ``config.toml``, ``model.json`` (sizes,
+scaling, split, MLE summary), ``mle.npz``, the atomic ``checkpoint.eqx``, ``history.csv`` and
+``samples.npz``. Everything a later command needs is rebuilt from these files.
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+
+from . import checkpoint as ckpt
+from ._atomic import write_text_atomic
+from ._types import Array, Float, PRNGKeyArray
+from .config import Config
+from .data import Scaler, Trajectories, split
+from .errors import ConfigError, RunDirError, TrainingDivergedError
+from .likelihoods import build_likelihood
+from .model import build_model
+from .problem import GroupInputs, group_inputs, predict_ensemble, predict_groups, training_arrays
+from .prior import OUPrior
+from .sampler import Drift, LangevinSampler, pseudo_time_grid
+from .train import CHUNK, ELBO, Trainable, TrainState, fit_mle, init_state, make_chunk_step
+from .weights import WeightPartition, make_partition
+
+HISTORY_COLUMNS = (
+    "epoch",
+    "loss",
+    "nll",
+    "kl",
+    "seconds",
+    "heldout_energy_score",
+    "gamma",
+    "grad_norm",
+)
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FittedRun:
+    """A trained hypernetwork, ready to sample weights and predict.
+
+    Attributes:
+        config: the resolved configuration.
+        partition: flat-weight layout and ``w_S``/``w_D`` split.
+        sampler: prior, pseudo-time grid and initial condition of the SDE.
+        params: the trained drift and (``bll-reopt``) ``w_D``.
+        w_mle: the MLE of all weights, ``(nw,)``.
+        scaler: output scaling that predictions undo.
+        epoch: number of completed training epochs.
+    """
+
+    config: Config
+    partition: WeightPartition
+    sampler: LangevinSampler
+    params: Trainable
+    w_mle: Float[Array, " nw"]
+    scaler: Scaler
+    epoch: int
+
+    @property
+    def w_d(self) -> Float[Array, " nd"]:
+        if self.params.w_d is not None:
+            return self.params.w_d
+        return self.partition.split(self.w_mle)[1]
+
+
+def _dtype(config: Config):
+    if config.train.x64:
+        jax.config.update("jax_enable_x64", True)
+        return jnp.float64
+    return jnp.float32
+
+
+def _keys(seed: int) -> dict[str, PRNGKeyArray]:
+    base = jr.key(seed)
+    names = ("split", "model", "drift", "train", "samples")
+    return {name: jr.fold_in(base, i) for i, name in enumerate(names)}
+
+
+def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
+    """Data model, partition, sampler and untrained drift: a function of config and sizes."""
+    keys = _keys(config.train.seed)
+    m = config.model
+    model = build_model(
+        n_outputs=n_outputs, n_inputs=n_inputs, hidden_state=m.hidden_state,
+        R_hidden=m.R_hidden, R_activation=m.R_activation, observation=m.observation,
+        Z_hidden=m.Z_hidden, Z_activation=m.Z_activation, substeps=m.substeps, key=keys["model"],
+    )  # fmt: skip
+    model = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, model)
+    partition = make_partition(model, config.partition.variant, config.partition.submodels)
+    w_init = partition.flatten(model)
+    if w_mle is None:
+        return partition, w_init, None, None
+    w_s, w_d = partition.split(w_mle)
+    s = config.sampler
+    prior_mean = w_s if config.prior.mean == "mle" else jnp.zeros_like(w_s)
+    taus = pseudo_time_grid(s.steps, s.dtau, s.schedule, s.final_dtau)
+    sampler = LangevinSampler(
+        prior=OUPrior(mean=prior_mean, scale=config.prior.scale),
+        taus=jnp.asarray(taus, dtype),
+        init_center=w_s,
+        init_noise=s.init_noise,
+    )
+    drift = Drift(
+        partition.n_stochastic, s.drift_hidden, time_dependent=s.time_dependent,
+        key=keys["drift"],
+    )  # fmt: skip
+    drift = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, drift)
+    params = Trainable(drift=drift, w_d=w_d if partition.reoptimise_deterministic else None)
+    return partition, w_init, sampler, params
+
+
+def _data_digest(data: Trajectories) -> str:
+    h = hashlib.sha256()
+    for a in (data.t, data.y, data.y0, data.group, data.x):
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _relabel_groups(data: Trajectories) -> Trajectories:
+    _, ids = np.unique(data.group, return_inverse=True)
+    return Trajectories(data.t, data.y, data.x, data.y0, ids.astype(np.int64))
+
+
+def fit(
+    data: Trajectories,
+    config: Config,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> FittedRun:
+    """Fit the MLE, then train the Langevin hypernetwork on the ELBO (Alg. 1).
+
+    Args:
+        data: the trajectories (in their own units; scaling follows ``config.data``).
+        config: the resolved configuration.
+        run_dir: where to write the run directory; ``None`` keeps everything in memory.
+        resume: continue the run in ``run_dir`` from its checkpoint. The result is the same as
+            an uninterrupted run with the same seed.
+        progress: show a progress bar with loss, data term and KL.
+
+    Raises:
+        RunDirError: ``run_dir`` already holds a run and ``resume`` is false, or it holds no
+            run (or a run of other data or config) and ``resume`` is true.
+        TrainingDivergedError: the loss became NaN or infinite; the checkpoint holds the last
+            good state.
+    """
+    dtype = _dtype(config)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    data = _relabel_groups(data)
+    digest = _data_digest(data)
+    if run_dir is not None:
+        _check_run_dir(run_dir, config, digest, resume)
+
+    train, validation = split(
+        data, config.data.validation_fraction, _keys(config.train.seed)["split"]
+    )
+    scaler = Scaler.fit(train, config.data.scaling)
+    inputs = group_inputs(scaler.transform(data), dtype)
+    train_s = scaler.transform(train)
+    train_arrays = training_arrays(train_s, dtype)
+    val_arrays = training_arrays(scaler.transform(validation), dtype) if validation else None
+
+    partition, w_init, _, _ = _skeleton(config, data.n_outputs, data.n_inputs, None, dtype)
+    if resume:
+        w_mle = jnp.asarray(ckpt.load_arrays(run_dir / ckpt.MLE)["w"], dtype)
+        mle_info = ckpt.read_json(run_dir / ckpt.METADATA)["mle"]
+    else:
+        t0 = time.perf_counter()
+        tr = config.train
+        result = fit_mle(partition, w_init, inputs, train_arrays, val_arrays,
+                         epochs=tr.mle_epochs, lr=tr.mle_lr, patience=tr.mle_patience)  # fmt: skip
+        w_mle = result.w
+        if not bool(jnp.all(jnp.isfinite(w_mle))):
+            raise TrainingDivergedError("the MLE pre-fit diverged; lower train.mle_lr")
+        mle_info = {"train_mse": result.train_mse, "validation_mse": result.validation_mse,
+                    "epochs": result.epochs, "seconds": time.perf_counter() - t0}  # fmt: skip
+
+    partition, _, sampler, params = _skeleton(config, data.n_outputs, data.n_inputs, w_mle, dtype)
+    y_mle = np.asarray(predict_groups(partition, w_mle, inputs))
+    lk = config.likelihood
+    likelihood = build_likelihood(
+        lk.kind, y=np.asarray(train_s.y, np.dtype(dtype)), group=train_s.group,
+        n_groups=inputs.n_groups, y_mle=y_mle, sigma=_sigma_scaled(lk.sigma, scaler),
+        modes=lk.modes, time_reduction=lk.time_reduction, seed=config.train.seed,
+    )  # fmt: skip
+    s, tr = config.sampler, config.train
+    elbo = ELBO(
+        sampler=sampler, partition=partition, likelihood=likelihood, inputs=inputs,
+        train=train_arrays, validation=val_arrays, w_d_fixed=partition.split(w_mle)[1],
+        replicas=s.replicas, beta=tr.beta, batch=tr.batch_trajectories,
+        gamma0=s.gamma0, anneal_epochs=s.anneal_epochs,
+    )  # fmt: skip
+    optimiser = _optimiser(tr)
+    state = init_state(params, optimiser)
+    history: list[tuple] = []
+    if resume:
+        state = ckpt.load_state(run_dir / ckpt.CHECKPOINT, state)
+        history = _read_history(run_dir / ckpt.HISTORY, int(state.epoch))
+    elif run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
+        ckpt.save_arrays(run_dir / ckpt.MLE, w=np.asarray(w_mle))
+        ckpt.write_json(run_dir / ckpt.METADATA, {
+            "format": _FORMAT, "n_outputs": data.n_outputs, "n_inputs": data.n_inputs,
+            "n_weights": partition.n_weights, "n_stochastic": partition.n_stochastic,
+            "scaler": scaler.to_dict(), "data_sha256": digest, "mle": mle_info,
+            "n_train": train.n_trajectories,
+            "n_validation": 0 if validation is None else validation.n_trajectories,
+            "validation_group_ids": [] if validation is None else validation.group.tolist(),
+            "likelihood": _describe(likelihood, scaler),
+        })  # fmt: skip
+
+    chunk = make_chunk_step(elbo, optimiser, tr.epochs)
+    state = _train_loop(chunk, state, jr.fold_in(_keys(tr.seed)["train"], 0), tr, history,
+                        run_dir, progress)  # fmt: skip
+    fitted = FittedRun(config, partition, sampler, state.params, w_mle, scaler, int(state.epoch))
+    if run_dir is not None:
+        w = sample_weights(fitted, s.posterior_samples, _keys(tr.seed)["samples"])
+        ckpt.save_samples(run_dir / ckpt.SAMPLES, np.asarray(w), partition.names,
+                          partition.stochastic_mask)  # fmt: skip
+    return fitted
+
+
+def _optimiser(tr) -> optax.GradientTransformation:
+    if tr.lr_schedule == "constant":
+        return optax.adam(tr.lr)
+    return optax.adam(optax.cosine_decay_schedule(tr.lr, tr.epochs, alpha=tr.lr_final))
+
+
+def _train_loop(chunk, state: TrainState, key, tr, history, run_dir, progress) -> TrainState:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("fit"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[status]}"))  # fmt: skip
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("fit", total=tr.epochs, completed=int(state.epoch), status="")
+        last_saved = int(state.epoch)
+        while int(state.epoch) < tr.epochs:
+            start = int(state.epoch)
+            t0 = time.perf_counter()
+            new_state, info, diverged = chunk(state, key)
+            info = jax.device_get(info)
+            n_done = int(np.sum(info.active))
+            per_epoch = (time.perf_counter() - t0) / max(n_done, 1)
+            for i in range(n_done):
+                history.append((start + i + 1, info.loss[i], info.nll[i], info.kl[i], per_epoch,
+                                info.heldout[i], info.gamma[i], info.grad_norm[i]))  # fmt: skip
+            state = new_state
+            if bool(diverged):
+                if run_dir is not None:
+                    _save(run_dir, state, history)
+                raise TrainingDivergedError(
+                    f"the loss became NaN or infinite at epoch {int(state.epoch) + 1}; the "
+                    f"checkpoint keeps epoch {int(state.epoch)}. Lower train.lr or "
+                    "sampler.dtau and resume"
+                )
+            if n_done:
+                bar.update(task, completed=int(state.epoch),
+                           status=f"loss {info.loss[n_done - 1]:.4g}  nll "
+                                  f"{info.nll[n_done - 1]:.4g}  kl {info.kl[n_done - 1]:.4g}")  # fmt: skip
+            epoch = int(state.epoch)
+            due = epoch // tr.checkpoint_every > last_saved // tr.checkpoint_every
+            if run_dir is not None and (due or epoch >= tr.epochs):
+                _save(run_dir, state, history)
+                last_saved = epoch
+    return state
+
+
+def _save(run_dir: Path, state: TrainState, history: list[tuple]) -> None:
+    lines = [",".join(HISTORY_COLUMNS)]
+    lines += [",".join([str(int(row[0]))] + [f"{float(v):.9g}" for v in row[1:]])
+              for row in history]  # fmt: skip
+    write_text_atomic(run_dir / ckpt.HISTORY, "\n".join(lines) + "\n")
+    ckpt.save_state(run_dir / ckpt.CHECKPOINT, state)
+
+
+def _read_history(path: Path, epochs: int) -> list[tuple]:
+    if not path.exists():
+        return []
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:] if line]
+    return [tuple([int(r[0])] + [float(v) for v in r[1:]]) for r in rows if int(r[0]) <= epochs]
+
+
+def _sigma_scaled(sigma, scaler: Scaler):
+    if isinstance(sigma, str):
+        return sigma
+    scale = np.asarray(scaler.scale)
+    if scale.size > 1 and not np.allclose(scale, scale[0]):
+        raise ConfigError(
+            "likelihood.sigma as a number needs equal output scales; set data.scaling = 'none'"
+        )
+    return float(sigma) / float(scale[0])
+
+
+def _describe(likelihood, scaler: Scaler) -> dict:
+    out = {"kind": type(likelihood).__name__}
+    if hasattr(likelihood, "sigma") and np.ndim(likelihood.sigma) == 1:
+        out["sigma"] = (np.asarray(likelihood.sigma) * np.asarray(scaler.scale)).tolist()
+    return out
+
+
+def _check_run_dir(run_dir: Path, config: Config, digest: str, resume: bool) -> None:
+    has_run = (run_dir / ckpt.METADATA).exists()
+    if not resume:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunDirError(
+                f"run directory {run_dir} is not empty; choose a new --out or pass --resume"
+            )
+        return
+    if not has_run or not (run_dir / ckpt.CHECKPOINT).exists():
+        raise RunDirError(f"{run_dir} holds no checkpoint to resume from")
+    meta = ckpt.read_json(run_dir / ckpt.METADATA)
+    if meta.get("data_sha256") != digest:
+        raise RunDirError(f"the data differ from the data {run_dir} was fitted to")
+    saved = Config.load(run_dir / ckpt.CONFIG)
+    mine = config.replace(train={"epochs": saved.train.epochs})
+    if mine != saved:
+        for name, table in saved.to_dict().items():
+            for key, value in table.items():
+                if mine.to_dict()[name][key] != value:
+                    raise RunDirError(
+                        f"config key {name}.{key} differs from the run being resumed "
+                        f"({mine.to_dict()[name][key]!r} vs {value!r}); only train.epochs may change"
+                    )
+
+
+def load_run(run_dir: str | Path) -> FittedRun:
+    """Rebuild a `FittedRun` from a run directory written by `fit`."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} does not exist")
+    meta = ckpt.read_json(run_dir / ckpt.METADATA)
+    config = Config.load(run_dir / ckpt.CONFIG)
+    dtype = _dtype(config)
+    w_mle = jnp.asarray(ckpt.load_arrays(run_dir / ckpt.MLE)["w"], dtype)
+    partition, _, sampler, params = _skeleton(
+        config, meta["n_outputs"], meta["n_inputs"], w_mle, dtype
+    )
+    optimiser = _optimiser(config.train)
+    state = ckpt.load_state(run_dir / ckpt.CHECKPOINT, init_state(params, optimiser))
+    scaler = Scaler.from_dict(meta["scaler"])
+    return FittedRun(config, partition, sampler, state.params, w_mle, scaler, int(state.epoch))
+
+
+def sample_weights(run: FittedRun, n: int, key: PRNGKeyArray, *, batch: int = 8192):
+    """Draw ``n`` posterior samples of the whole flat weight vector, ``(n, nw)``.
+
+    One simulation of the learned SDE with ``n`` replicas (in batches of ``batch``); no
+    data-model evaluations. Deterministic entries are repeated in every row.
+    """
+    if n < 1:
+        raise ConfigError(f"the number of samples must be at least 1, got {n}")
+    draw = eqx.filter_jit(
+        lambda k, m: jax.vmap(run.partition.join, in_axes=(0, None))(
+            run.sampler.simulate(run.params.drift, k, m)[0], run.w_d
+        ),
+    )
+    parts = []
+    for i, start in enumerate(range(0, n, batch)):
+        parts.append(draw(jr.fold_in(key, i), min(batch, n - start)))
+    return jnp.concatenate(parts, axis=0)
+
+
+def predict(
+    run: FittedRun, data: Trajectories, w: Float[Array, "M nw"], *, batch: int = 256
+) -> Float[np.ndarray, "M N T ny"]:
+    """Push weight samples through the data model for every trajectory of ``data``.
+
+    Returns the predictive ensemble in the data's own units, ``(M, N, T, ny)``.
+    """
+    if data.n_outputs != run.partition.model(w[0]).n_outputs:
+        raise ConfigError(
+            f"the data have {data.n_outputs} outputs but the model predicts "
+            f"{run.partition.model(w[0]).n_outputs}"
+        )
+    dtype = w.dtype
+    x = data.x if data.x is not None else np.zeros((*data.t.shape, 0))
+    inputs = GroupInputs(
+        t=jnp.asarray(data.t, dtype), x=jnp.asarray(x, dtype),
+        y0=jnp.asarray(run.scaler.transform_y(data.y0), dtype),
+    )  # fmt: skip
+    solve = eqx.filter_jit(predict_ensemble)
+    parts = [np.asarray(solve(run.partition, w[i : i + batch], inputs))
+             for i in range(0, w.shape[0], batch)]  # fmt: skip
+    return np.asarray(run.scaler.inverse_y(np.concatenate(parts, axis=0)))
