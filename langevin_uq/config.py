@@ -6,6 +6,7 @@ default filled in, which is what a run directory keeps.
 """
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,7 +251,9 @@ def _section(factory, name: str, table: dict[str, Any]):
         expected = type(getattr(defaults, key))
         if not _type_ok(value, expected, getattr(defaults, key)):
             raise ConfigError(
-                f"config key {name}.{key} = {value!r} should be of type {expected.__name__}"
+                f"config key {name}.{key} = {value!r} should be a finite {expected.__name__}"
+                if expected is float
+                else f"config key {name}.{key} = {value!r} should be of type {expected.__name__}"
             )
     values = {
         k: (
@@ -269,14 +272,14 @@ def _type_ok(value, expected, default) -> bool:
     if isinstance(value, bool) or expected is bool:
         return isinstance(value, bool) and expected is bool
     if expected is float:
-        return isinstance(value, int | float)
+        return isinstance(value, int | float) and math.isfinite(value)
     if expected is list:
         inner = type(default[0]) if default else object
         return isinstance(value, list) and all(
             isinstance(v, inner) and not isinstance(v, bool) for v in value
         )
     if isinstance(default, str) and default == "auto":  # likelihood.sigma: "auto" or a number
-        return isinstance(value, str | int | float)
+        return isinstance(value, str) or (isinstance(value, int | float) and math.isfinite(value))
     return isinstance(value, expected)
 
 

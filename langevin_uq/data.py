@@ -9,6 +9,7 @@ checks; `load_trajectories` only reads the variables and hands them to it.
 import math
 import numbers
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -265,10 +266,14 @@ def _read_member(archive, name: str, path: Path) -> np.ndarray:
 
 def _read_nc(path: Path) -> dict[str, np.ndarray]:
     try:
-        with xr.open_dataset(
-            path, engine="h5netcdf", decode_times=False, decode_timedelta=False
-        ) as ds:
-            return {name: ds[name].values for name in _VARIABLES if name in ds.variables}
+        # A plain HDF5 file (no netCDF dimensions) makes h5netcdf warn before it fails; the
+        # DataError below is the one message the user should see.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with xr.open_dataset(
+                path, engine="h5netcdf", decode_times=False, decode_timedelta=False
+            ) as ds:
+                return {name: ds[name].values for name in _VARIABLES if name in ds.variables}
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise DataError(
             f"Trajectory file {path} could not be read as netCDF ({_reason(err)})."

@@ -44,7 +44,7 @@ def ensemble_dataset(
                 y_samples.std(axis=0, ddof=1)
                 if len(y_samples) > 1
                 else np.zeros(y_samples.shape[1:]),
-            ),  # fmt: skip
+            ),
             "quantiles": (("q", *dims), q),
             "t": (("time",), t[0]) if shared else (("trajectory", "time"), t),
         },

@@ -79,10 +79,10 @@ def write_report(run_dir: str | Path, held_out: Trajectories | None = None) -> s
     w = np.asarray(run_samples(run, run_dir, None, 0))
     w_s = w[:, run.partition.stochastic_mask]
     stats = metrics.weight_statistics(w_s)
-    names = [n for n, s in zip(run.partition.names, run.partition.stochastic_mask) if s]
+    names = [run.partition.names[i] for i in run.partition.stochastic_index]
     lines += ["", "| weight | mean | sd |", "|---|---|---|"]
     lines += [f"| {n} | {m:.5g} | {s:.5g} |" for n, m, s in
-              zip(names[:20], stats["mean"], stats["sd"])]  # fmt: skip
+              zip(names[:20], stats["mean"], stats["sd"], strict=False)]  # fmt: skip
     if len(names) > 20:
         lines.append(f"| ... {len(names) - 20} more | | |")
     if held_out is not None:

@@ -25,10 +25,10 @@ from .data import Scaler, Trajectories, split
 from .errors import ConfigError, RunDirError, TrainingDivergedError
 from .likelihoods import build_likelihood
 from .model import build_model
-from .problem import GroupInputs, group_inputs, predict_ensemble, predict_groups, training_arrays
 from .prior import OUPrior
+from .problem import GroupInputs, group_inputs, predict_ensemble, predict_groups, training_arrays
 from .sampler import Drift, LangevinSampler, pseudo_time_grid
-from .train import CHUNK, ELBO, Trainable, TrainState, fit_mle, init_state, make_chunk_step
+from .train import ELBO, Trainable, TrainState, fit_mle, init_state, make_chunk_step
 from .weights import WeightPartition, make_partition
 
 HISTORY_COLUMNS = (
@@ -42,6 +42,9 @@ HISTORY_COLUMNS = (
     "grad_norm",
 )
 _FORMAT = 1
+RESUMABLE = ("epochs", "lr")
+"""Keys of ``[train]`` that a resumed run may change (more epochs; a lower rate after a
+divergence). With neither changed, a resumed run equals an uninterrupted one."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,7 @@ def fit(
     if resume:
         state = ckpt.load_state(run_dir / ckpt.CHECKPOINT, state)
         history = _read_history(run_dir / ckpt.HISTORY, int(state.epoch))
+        write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
     elif run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
@@ -269,13 +273,12 @@ def _train_loop(chunk, state: TrainState, key, tr, history, run_dir, progress) -
                     _save(run_dir, state, history)
                 raise TrainingDivergedError(
                     f"the loss became NaN or infinite at epoch {int(state.epoch) + 1}; the "
-                    f"checkpoint keeps epoch {int(state.epoch)}. Lower train.lr or "
-                    "sampler.dtau and resume"
+                    f"checkpoint keeps epoch {int(state.epoch)}. Lower train.lr and resume"
                 )
             if n_done:
-                bar.update(task, completed=int(state.epoch),
-                           status=f"loss {info.loss[n_done - 1]:.4g}  nll "
-                                  f"{info.nll[n_done - 1]:.4g}  kl {info.kl[n_done - 1]:.4g}")  # fmt: skip
+                i = n_done - 1
+                status = f"loss {info.loss[i]:.4g}  nll {info.nll[i]:.4g}  kl {info.kl[i]:.4g}"
+                bar.update(task, completed=int(state.epoch), status=status)
             epoch = int(state.epoch)
             due = epoch // tr.checkpoint_every > last_saved // tr.checkpoint_every
             if run_dir is not None and (due or epoch >= tr.epochs):
@@ -331,14 +334,15 @@ def _check_run_dir(run_dir: Path, config: Config, digest: str, resume: bool) -> 
     if meta.get("data_sha256") != digest:
         raise RunDirError(f"the data differ from the data {run_dir} was fitted to")
     saved = Config.load(run_dir / ckpt.CONFIG)
-    mine = config.replace(train={"epochs": saved.train.epochs})
+    mine = config.replace(train={k: getattr(saved.train, k) for k in RESUMABLE})
     if mine != saved:
         for name, table in saved.to_dict().items():
             for key, value in table.items():
                 if mine.to_dict()[name][key] != value:
                     raise RunDirError(
                         f"config key {name}.{key} differs from the run being resumed "
-                        f"({mine.to_dict()[name][key]!r} vs {value!r}); only train.epochs may change"
+                        f"({mine.to_dict()[name][key]!r} vs {value!r}); only "
+                        f"{' and '.join('train.' + k for k in RESUMABLE)} may change"
                     )
 
 

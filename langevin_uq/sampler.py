@@ -72,9 +72,14 @@ class Drift(eqx.Module):
     time_dependent: bool = eqx.field(static=True)
 
     def __init__(
-        self, n_weights: int, hidden: list[int], *, time_dependent: bool, key: PRNGKeyArray
+        self,
+        n_weights: int,
+        hidden: list[int],
+        *,
+        time_dependent: bool,
+        key: PRNGKeyArray,
     ):
-        n_in = n_weights + (2 if time_dependent else 0)
+        n_in = 3 * n_weights + 2 if time_dependent else n_weights
         k_lin, k_mlp = jr.split(key)
         linear = eqx.nn.Linear(n_in, n_weights, key=k_lin)
         self.linear = eqx.tree_at(
@@ -125,8 +130,11 @@ class LangevinSampler(eqx.Module):
         total = self.total_time
         offset = self.taus[-1] - self.taus[-2]
         remaining = total - tau + offset
-        features = jnp.stack([tau / total, jnp.log(remaining / total) / jnp.log(offset / total)])
-        return s * drift(jnp.concatenate([u, features.astype(w.dtype)])) / remaining
+        phi = jnp.stack([tau / total, jnp.log(remaining / total) / jnp.log(offset / total)])
+        phi = phi.astype(w.dtype)
+        # u * phi lets the linear part's gain change with tau, as the h-transform's does.
+        z = jnp.concatenate([u, u * phi[0], u * phi[1], phi])
+        return s * drift(z) / remaining
 
     def drift(self, drift: Drift, w: Float[Array, " ns"], tau: Float[Array, ""]):
         """The posterior SDE's full drift ``f_theta = f_p + g_theta`` (approximates the score)."""
@@ -177,7 +185,7 @@ class LangevinSampler(eqx.Module):
 
 
 def anneal_gamma(epoch: Array | int, gamma0: float, anneal_epochs: int) -> Float[Array, ""]:
-    """Diffusion multiplier for an epoch: linear from ``gamma0`` down to 1 over ``anneal_epochs``."""
+    """Diffusion multiplier of an epoch: linear from ``gamma0`` down to 1 over ``anneal_epochs``."""
     if anneal_epochs <= 0:
         return jnp.asarray(1.0)
     frac = jnp.clip(1.0 - jnp.asarray(epoch) / anneal_epochs, 0.0, 1.0)

@@ -63,7 +63,7 @@ def fit_mle(
     def chunk(w, opt_state, best_w, best, since):
         def body(carry, _):
             w, opt_state, best_w, best, since = carry
-            loss, grad = jax.value_and_grad(_mse, argnums=1)(partition, w, inputs, train)
+            _loss, grad = jax.value_and_grad(_mse, argnums=1)(partition, w, inputs, train)
             updates, opt_state = optimiser.update(grad, opt_state, w)
             w = optax.apply_updates(w, updates)
             score = _mse(partition, w, inputs, watch)
@@ -206,7 +206,7 @@ def make_chunk_step(
                 return elbo(eqx.combine(p, static), epoch_key, gamma)
 
             (loss, (nll, kl, heldout)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            grad_norm = optax.global_norm(grads)
+            grad_norm = optax.tree.norm(grads)
             updates, opt_state = optimiser.update(grads, state.opt_state, params)
             proposed = TrainState(
                 epoch + 1, eqx.combine(eqx.apply_updates(params, updates), static), opt_state

@@ -1,0 +1,107 @@
+"""Shared fixtures of the run and command-line tests: tiny OU data, tiny configs, the CLI."""
+
+import contextlib
+import io
+import sys
+
+import jax.random as jr
+import pytest
+
+from langevin_uq.config import Config
+from langevin_uq.data import save_trajectories
+from langevin_uq.systems.ou import OUSystem, simulate_ou
+
+# Small enough that a whole fit (MLE, 20 epochs, samples) takes a few seconds on 2 CPU cores.
+TINY = {
+    "data": {"scaling": "none"},
+    "model": {"R_hidden": []},
+    "sampler": {
+        "replicas": 8,
+        "steps": 10,
+        "dtau": 0.05,
+        "final_dtau": 0.001,
+        "drift_hidden": [8],
+        "posterior_samples": 20,
+    },
+    "train": {"epochs": 20, "mle_epochs": 20, "checkpoint_every": 10},
+}
+
+TINY_TOML = """\
+[data]
+scaling = "none"
+
+[model]
+R_hidden = []
+
+[sampler]
+replicas = 8
+steps = 10
+dtau = 0.05
+final_dtau = 0.001
+drift_hidden = [8]
+posterior_samples = 20
+
+[train]
+epochs = 20
+mle_epochs = 20
+checkpoint_every = 10
+"""
+
+
+def tiny_config(**changes: dict) -> Config:
+    """`TINY` with some keys changed, e.g. ``tiny_config(train={"epochs": 10})``."""
+    raw = {name: dict(table) for name, table in TINY.items()}
+    for name, table in changes.items():
+        raw.setdefault(name, {}).update(table)
+    return Config.from_dict(raw)
+
+
+@pytest.fixture(scope="session")
+def make_config():
+    """Factory of tiny configs (see `tiny_config`)."""
+    return tiny_config
+
+
+@pytest.fixture(scope="session")
+def ou_data():
+    """32 OU trajectories on 8 times, one output, no inputs."""
+    return simulate_ou(OUSystem(n=32, n_times=8), jr.key(0))
+
+
+@pytest.fixture(scope="session")
+def data_file(tmp_path_factory, ou_data):
+    path = tmp_path_factory.mktemp("data") / "ou.nc"
+    save_trajectories(ou_data, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def config_file(tmp_path_factory):
+    """The tiny config as a (partial) TOML file, as a user would write it."""
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+def invoke(*args) -> tuple[int, str, str]:
+    """Run ``langevin-uq ARGS`` in this process: ``(exit status, stdout, stderr)``."""
+    from langevin_uq.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["langevin-uq", *map(str, args)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exit_:
+        code = 0 if exit_.code is None else exit_.code
+    finally:
+        sys.argv = argv
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """`invoke`: the command line, in process."""
+    return invoke

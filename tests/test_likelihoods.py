@@ -1,0 +1,85 @@
+"""Likelihood terms against direct computations (METHOD section 7)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from langevin_uq import metrics
+from langevin_uq.errors import ConfigError
+from langevin_uq.likelihoods import build_likelihood
+
+RNG = np.random.default_rng(0)
+R, G, T, NY = 5, 2, 4, 1
+Y_PRED = RNG.normal(size=(R, G, T, NY)).astype(np.float32)
+Y = RNG.normal(size=(7, T, NY)).astype(np.float32)
+GROUP = np.array([0, 0, 1, 1, 1, 0, 1])
+Y_MLE = RNG.normal(size=(G, T, NY)).astype(np.float32)
+
+
+def _loss(lk, scale=1.0):
+    return float(lk.loss(jnp.asarray(Y_PRED), jnp.asarray(Y), jnp.asarray(GROUP), scale))
+
+
+def test_gaussian_is_the_mean_negative_log_density():
+    lk = build_likelihood("gaussian", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE, sigma=0.7)
+    direct = -np.mean([norm.logpdf(Y, Y_PRED[r][GROUP], 0.7).sum() for r in range(R)])
+    assert _loss(lk) == pytest.approx(direct, rel=1e-5)
+    assert _loss(lk, 3.0) == pytest.approx(3 * direct, rel=1e-5)
+
+
+def test_gaussian_auto_sigma_is_the_mle_rms_residual():
+    lk = build_likelihood("gaussian", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE)
+    rms = np.sqrt(np.mean((Y - Y_MLE[GROUP]) ** 2))
+    assert float(lk.sigma[0]) == pytest.approx(rms, rel=1e-5)
+
+
+def test_energy_score_matches_the_metric_per_group():
+    lk = build_likelihood("energy-score", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE)
+    direct = 0.0
+    for g in range(G):
+        obs = Y[GROUP == g].reshape(-1, T * NY)
+        direct += len(obs) * metrics.energy_score(Y_PRED[:, g].reshape(R, -1), obs)
+    assert _loss(lk) == pytest.approx(direct, rel=1e-4)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_mixture_with_one_mode_is_eq21(reduction):
+    lk = build_likelihood("marginal-mixture", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE,
+                          time_reduction=reduction)  # fmt: skip
+    total = np.zeros(R)
+    for g in range(G):
+        block = Y[GROUP == g]
+        mu, sd = block.mean(0), block.std(0)
+        sigma = np.sqrt(sd**2 + (mu - Y_MLE[g]) ** 2)  # Eq. 21
+        lp = norm.logpdf(Y_PRED[:, g], mu, sigma).sum(-1)
+        total += lp.mean(-1) if reduction == "mean" else lp.sum(-1)
+    assert _loss(lk) == pytest.approx(-total.mean(), rel=1e-4)
+
+
+def test_mixture_finds_two_modes_with_their_weights():
+    t = 6
+    low = np.zeros((30, t, 1)) + RNG.normal(0, 0.05, (30, t, 1))
+    high = np.ones((10, t, 1)) * 5 + RNG.normal(0, 0.05, (10, t, 1))
+    y = np.concatenate([low, high]).astype(np.float32)
+    lk = build_likelihood("marginal-mixture", y=y, group=np.zeros(40, int), n_groups=1,
+                          y_mle=np.full((1, t, 1), 2.5, np.float32), modes=2)  # fmt: skip
+    weights = np.sort(np.exp(np.asarray(lk.log_weights[0])))
+    np.testing.assert_allclose(weights, [0.25, 0.75], atol=1e-6)
+    means = np.sort(np.asarray(lk.mean[0, :, :, 0]).mean(-1))
+    np.testing.assert_allclose(means, [0.0, 5.0], atol=0.05)
+    # A prediction on either mode scores far better than one between them.
+    on_mode = lk.loss(jnp.zeros((1, 1, t, 1)), jnp.asarray(y), jnp.zeros(40, int), 1.0)
+    between = lk.loss(jnp.full((1, 1, t, 1), 2.5), jnp.asarray(y), jnp.zeros(40, int), 1.0)
+    assert float(on_mode) < float(between)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"kind": "student"}, {"kind": "gaussian", "sigma": -1.0}, {"kind": "gaussian", "sigma": "x"},
+     {"kind": "marginal-mixture", "modes": 0},
+     {"kind": "marginal-mixture", "time_reduction": "max"}],
+)  # fmt: skip
+def test_bad_likelihood_options_are_refused(kwargs):
+    with pytest.raises(ConfigError):
+        build_likelihood(y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE, **kwargs)
