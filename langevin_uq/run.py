@@ -239,8 +239,12 @@ def fit(
 
 def _optimiser(tr) -> optax.GradientTransformation:
     if tr.lr_schedule == "constant":
-        return optax.adam(tr.lr)
-    return optax.adam(optax.cosine_decay_schedule(tr.lr, tr.epochs, alpha=tr.lr_final))
+        adam = optax.adam(tr.lr)
+    else:
+        adam = optax.adam(optax.cosine_decay_schedule(tr.lr, tr.epochs, alpha=tr.lr_final))
+    if tr.grad_clip > 0:
+        return optax.chain(optax.clip_by_global_norm(tr.grad_clip), adam)
+    return adam
 
 
 def _train_loop(chunk, state: TrainState, key, tr, history, run_dir, progress) -> TrainState:
