@@ -130,11 +130,13 @@ class LikelihoodOptions:
     kind: str = "gaussian"
     modes: int = 1
     time_reduction: str = "sum"
+    time_weighting: str = "inverse-spread"
     sigma: str | float = "auto"
 
     def __post_init__(self):
         _choice("likelihood.kind", self.kind, ("gaussian", "marginal-mixture", "energy-score"))
         _choice("likelihood.time_reduction", self.time_reduction, ("sum", "mean"))
+        _choice("likelihood.time_weighting", self.time_weighting, ("none", "inverse-spread"))
         if self.modes < 1:
             raise ConfigError(f"likelihood.modes must be at least 1, got {self.modes}")
         if isinstance(self.sigma, str):

@@ -13,8 +13,8 @@ from . import metrics, plotting
 from ._atomic import write_text_atomic
 from .config import Config
 from .data import save_trajectories
-from .report import group_scores, write_report
-from .run import FittedRun, fit, predict, sample_weights
+from .report import group_scores, predict_per_group, write_report
+from .run import FittedRun, fit, sample_weights
 from .systems.ou import OUSystem, OUWeightLaw, simulate_ou
 
 OU_LIKELIHOODS = ("energy-score", "marginal-mixture", "gaussian")
@@ -34,8 +34,8 @@ def ou_config(kind: str, *, quick: bool = False, seed: int = 0) -> Config:
                     "dtau": 0.025 if quick else 0.01, "drift_hidden": [32, 32],
                     "posterior_samples": 1000 if quick else 4096},
         "likelihood": {"kind": kind},
-        "train": {"epochs": 60 if quick else 1000, "lr": 1e-2, "mle_epochs": 300,
-                  "batch_trajectories": 0, "seed": seed, "checkpoint_every": 500},
+        "train": {"epochs": 60 if quick else 1000, "lr": 1e-2, "mle_epochs": 2000,
+                  "batch_trajectories": 256, "seed": seed, "checkpoint_every": 500},
     })  # fmt: skip
 
 
@@ -88,10 +88,10 @@ def run_ou_demo(
         seconds = time.perf_counter() - t0
         w = np.asarray(sample_weights(run, run.config.sampler.posterior_samples,
                                       jr.fold_in(jr.key(seed), 2)))  # fmt: skip
-        y_pred = predict(run, held_out, jnp.asarray(w))
-        scores, curve, _ = group_scores(y_pred, held_out)
+        y_rep, members = predict_per_group(run, held_out, w)
+        scores, curve = group_scores(y_rep, held_out, members)
         samples[kind] = w
-        panels[kind] = y_pred[:, 0, :, 0]
+        panels[kind] = y_rep[:, 0, :, 0]
         curves[kind] = curve[:, 0]
         results[kind] = {**scores, "fit seconds": seconds,
                          "drift-score cosine": drift_score_cosine(run, w, law)}  # fmt: skip

@@ -88,7 +88,11 @@ class EnergyScoreLikelihood(AbstractLikelihood):
     expectation it is minimised only when the replicas' law of trajectories equals the data's.
     """
 
+    weight: Float[Array, "T ny"] | None = None
+
     def loss(self, y_pred, y, group, scale):
+        if self.weight is not None:
+            y_pred, y = y_pred * self.weight, y * self.weight
         n_rep = y_pred.shape[0]
         pred = y_pred.reshape(n_rep, y_pred.shape[1], -1)
         obs = y.reshape(y.shape[0], -1)
@@ -120,6 +124,7 @@ def build_likelihood(
     sigma: str | float = "auto",
     modes: int = 1,
     time_reduction: str = "sum",
+    time_weighting: str = "inverse-spread",
     seed: int = 0,
 ) -> AbstractLikelihood:
     """Build a likelihood from the training data and the MLE's predictions.
@@ -134,6 +139,9 @@ def build_likelihood(
             per output; for the mixture it is Eq. 21 per mode, time and output.
         modes: number of modes K for the mixture (k-means on whole trajectories per group).
         time_reduction: ``"sum"`` or ``"mean"`` over times for the mixture.
+        time_weighting: for the energy score, ``"none"`` or ``"inverse-spread"``: scale each
+            time and output by the inverse of the data's spread there (averaged over groups),
+            so that times where trajectories differ little still count.
         seed: seed of the k-means initialisation.
     """
     if kind not in KINDS:
@@ -146,7 +154,12 @@ def build_likelihood(
         raise ConfigError(f"likelihood.sigma must be 'auto' or a positive number, got {sigma!r}")
     floor = 1e-3 * max(float(np.std(y)), 1e-6)
     if kind == "energy-score":
-        return EnergyScoreLikelihood()
+        if time_weighting == "none":
+            return EnergyScoreLikelihood()
+        spread = np.stack([y[group == g].std(axis=0) for g in np.unique(group)]).mean(axis=0)
+        # Floor at 1 % of the largest spread: a fixed initial condition has none at all.
+        weight = 1.0 / np.maximum(spread, max(1e-2 * float(spread.max()), floor))
+        return EnergyScoreLikelihood(weight=jnp.asarray(weight / weight.mean(), y.dtype))
     if kind == "gaussian":
         if sigma == "auto":
             residual = y - y_mle[group]

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
 from . import checkpoint as ckpt
@@ -9,24 +10,36 @@ from . import metrics, plotting
 from ._atomic import write_text_atomic
 from .data import Trajectories, groups
 from .prediction import run_samples
-from .run import load_run, predict
+from .run import FittedRun, load_run, predict
+
+
+def predict_per_group(
+    run: FittedRun, data: Trajectories, w: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The predictive ensemble once per condition group, ``(M, G, T, ny)``, and the groups.
+
+    Members of a group share their inputs, so one prediction serves them all; this keeps the
+    memory of scoring a large held-out population at ``M * G * T`` instead of ``M * N * T``.
+    """
+    members = groups(data)
+    y_rep = predict(run, data.subset([g[0] for g in members]), jnp.asarray(w))
+    return y_rep, members
 
 
 def group_scores(
-    y_pred: np.ndarray, data: Trajectories
-) -> tuple[dict[str, float], np.ndarray, list[np.ndarray]]:
-    """Scores of a predictive ensemble ``(M, N, T, ny)`` against the trajectories it predicts.
+    y_rep: np.ndarray, data: Trajectories, members: list[np.ndarray]
+) -> tuple[dict[str, float], np.ndarray]:
+    """Scores of per-group predictive ensembles ``(M, G, T, ny)`` against the groups' data.
 
     Each condition group is scored as one population: W1 per time and output between the group's
     data and its ensemble (Eq. 27), pooled 50/90 % band coverage, and the energy score of whole
-    trajectories. Returns the summary numbers (weighted by group size), the W1 curve ``(T, ny)``
-    averaged over groups, and the group index arrays.
+    trajectories. Returns the summary numbers (weighted by group size) and the W1 curve
+    ``(T, ny)`` averaged over groups.
     """
-    members = groups(data)
     sizes = np.array([len(g) for g in members], dtype=float)
     w1, cov50, cov90, es = [], [], [], []
-    for g in members:
-        ens = y_pred[:, g[0]]
+    for k, g in enumerate(members):
+        ens = y_rep[:, k]
         w1.append(metrics.w1_over_time(data.y[g], ens))
         cov = metrics.coverage_pooled(ens, data.y[g], (0.5, 0.9))
         cov50.append(cov[0.5])
@@ -43,7 +56,7 @@ def group_scores(
         "coverage 90%": float(weight @ np.asarray(cov90)),
         "energy score": float(weight @ np.asarray(es)),
     }
-    return summary, curve, members
+    return summary, curve
 
 
 def write_report(run_dir: str | Path, held_out: Trajectories | None = None) -> str:
@@ -86,14 +99,14 @@ def write_report(run_dir: str | Path, held_out: Trajectories | None = None) -> s
     if len(names) > 20:
         lines.append(f"| ... {len(names) - 20} more | | |")
     if held_out is not None:
-        y_pred = predict(run, held_out, w)
-        summary, curve, members = group_scores(y_pred, held_out)
+        y_rep, members = predict_per_group(run, held_out, w)
+        summary, curve = group_scores(y_rep, held_out, members)
         lines += ["", "| held-out metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in summary.items()]
-        biggest = max(members, key=len)
-        t = held_out.t[biggest[0]]
+        k = int(np.argmax([len(g) for g in members]))
+        t = held_out.t[members[k][0]]
         plotting.plot_predictive_bands(
-            t, held_out.y[biggest][..., 0], y_pred[:, biggest[0], :, 0], out / "bands.png"
+            t, held_out.y[members[k]][..., 0], y_rep[:, k, :, 0], out / "bands.png"
         )
         plotting.plot_w1_over_time(t, {"held-out": curve[:, 0]}, out / "w1_over_time.png")
     text = "\n".join(lines) + "\n"

@@ -196,7 +196,8 @@ def fit(
     likelihood = build_likelihood(
         lk.kind, y=np.asarray(train_s.y, np.dtype(dtype)), group=train_s.group,
         n_groups=inputs.n_groups, y_mle=y_mle, sigma=_sigma_scaled(lk.sigma, scaler),
-        modes=lk.modes, time_reduction=lk.time_reduction, seed=config.train.seed,
+        modes=lk.modes, time_reduction=lk.time_reduction, time_weighting=lk.time_weighting,
+        seed=config.train.seed,
     )  # fmt: skip
     s, tr = config.sampler, config.train
     elbo = ELBO(

@@ -34,12 +34,21 @@ def test_gaussian_auto_sigma_is_the_mle_rms_residual():
     assert float(lk.sigma[0]) == pytest.approx(rms, rel=1e-5)
 
 
-def test_energy_score_matches_the_metric_per_group():
-    lk = build_likelihood("energy-score", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE)
+@pytest.mark.parametrize("weighting", ["none", "inverse-spread"])
+def test_energy_score_matches_the_metric_per_group(weighting):
+    lk = build_likelihood("energy-score", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE,
+                          time_weighting=weighting)  # fmt: skip
+    if weighting == "none":
+        weight = np.ones((T, NY))
+    else:
+        spread = np.mean([Y[GROUP == g].std(axis=0) for g in range(G)], axis=0)
+        weight = 1 / spread / np.mean(1 / spread)
+    np.testing.assert_allclose(1.0 if lk.weight is None else lk.weight, weight, rtol=1e-5)
     direct = 0.0
     for g in range(G):
-        obs = Y[GROUP == g].reshape(-1, T * NY)
-        direct += len(obs) * metrics.energy_score(Y_PRED[:, g].reshape(R, -1), obs)
+        obs = (Y[GROUP == g] * weight).reshape(-1, T * NY)
+        pred = (Y_PRED[:, g] * weight).reshape(R, -1)
+        direct += len(obs) * metrics.energy_score(pred, obs)
     assert _loss(lk) == pytest.approx(direct, rel=1e-4)
 
 
