@@ -84,6 +84,8 @@ class SamplerOptions:
 
     ``schedule = "geometric"`` and ``time_dependent = true`` are this library's defaults (see
     `langevin_uq.sampler`); ``"uniform"`` and ``false`` give the paper's sampler.
+    ``init_contraction > 0`` starts the drift as a pull of that gain back to the MLE instead of
+    the prior SDE, so that the first epochs do not push prior-wide replicas through the model.
     """
 
     replicas: int = 256
@@ -94,6 +96,7 @@ class SamplerOptions:
     time_dependent: bool = True
     drift_hidden: list[int] = field(default_factory=lambda: [32, 32])
     init_noise: float = 1e-2
+    init_contraction: float = 0.0
     gamma0: float = 1.0
     anneal_epochs: int = 0
     posterior_samples: int = 1000
@@ -111,6 +114,8 @@ class SamplerOptions:
                 f"sampler.final_dtau must lie in (0, sampler.dtau), got {self.final_dtau}"
             )
         _positive_ints("sampler.drift_hidden", self.drift_hidden)
+        if self.init_contraction < 0:
+            raise ConfigError(f"sampler.init_contraction must be >= 0, got {self.init_contraction}")
         if self.init_noise < 0:
             raise ConfigError(f"sampler.init_noise must be >= 0, got {self.init_noise}")
         if self.gamma0 < 1:

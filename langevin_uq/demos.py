@@ -26,15 +26,18 @@ def ou_config(kind: str, *, quick: bool = False, seed: int = 0) -> Config:
     A linear right-hand side ``dx/dt = w1 x + w2`` in the data's own units (no scaling), so the
     sampled weights are comparable with the analytic law of App. C.
     """
+    aleatory = kind == "energy-score"
+    epochs = 60 if quick else (2500 if aleatory else 600)
     return Config.from_dict({
         "data": {"scaling": "none", "validation_fraction": 0.1},
         "model": {"R_hidden": []},
         "prior": {"mean": "mle", "scale": 1.0},
         "sampler": {"replicas": 64 if quick else 256, "steps": 40 if quick else 100,
                     "dtau": 0.025 if quick else 0.01, "drift_hidden": [32, 32],
+                    "init_contraction": 0.5 if aleatory else 0.0,
                     "posterior_samples": 1000 if quick else 4096},
         "likelihood": {"kind": kind},
-        "train": {"epochs": 60 if quick else 1000, "lr": 1e-2, "mle_epochs": 2000,
+        "train": {"epochs": epochs, "lr": 1e-2, "mle_epochs": 2000,
                   "batch_trajectories": 256, "seed": seed, "checkpoint_every": 500},
     })  # fmt: skip
 

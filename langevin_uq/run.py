@@ -115,7 +115,7 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
     )
     drift = Drift(
         partition.n_stochastic, s.drift_hidden, time_dependent=s.time_dependent,
-        key=keys["drift"],
+        contraction=s.init_contraction, key=keys["drift"],
     )  # fmt: skip
     drift = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, drift)
     params = Trainable(drift=drift, w_d=w_d if partition.reoptimise_deterministic else None)

@@ -77,15 +77,19 @@ class Drift(eqx.Module):
         hidden: list[int],
         *,
         time_dependent: bool,
+        contraction: float = 0.0,
         key: PRNGKeyArray,
     ):
         n_in = 3 * n_weights + 2 if time_dependent else n_weights
         k_lin, k_mlp = jr.split(key)
         linear = eqx.nn.Linear(n_in, n_weights, key=k_lin)
+        # Start from -contraction * u on the weights (a bridge-like pull back to the start
+        # when time-dependent); contraction = 0 starts from the prior SDE.
+        weight = (
+            jnp.zeros_like(linear.weight).at[:, :n_weights].set(-contraction * jnp.eye(n_weights))
+        )
         self.linear = eqx.tree_at(
-            lambda lin: (lin.weight, lin.bias),
-            linear,
-            (jnp.zeros_like(linear.weight), jnp.zeros_like(linear.bias)),
+            lambda lin: (lin.weight, lin.bias), linear, (weight, jnp.zeros_like(linear.bias))
         )
         mlp = MLP(n_in, n_weights, hidden, "tanh", key=k_mlp)
         last = mlp.layers[-1]

@@ -177,3 +177,16 @@ def test_gaussian_likelihood_recovers_exact_posterior(seed):
     assert np.all(np.abs(w.mean(0) - mean) < 0.2 * sd), (w.mean(0), mean, sd)
     assert np.all(np.abs(w.std(0) / sd - 1) < 0.10), (w.std(0), sd)
     assert abs(np.corrcoef(w.T)[0, 1] - corr) < 0.05, (np.corrcoef(w.T)[0, 1], corr)
+
+
+def test_initial_contraction_starts_narrow_and_zero_starts_at_the_prior():
+    taus = jnp.asarray(pseudo_time_grid(100, 0.01, "geometric", 1e-4))
+    sampler = LangevinSampler(OUPrior(jnp.zeros(2), 1.0), taus, jnp.zeros(2), 0.01)
+    prior_like = Drift(2, [8], time_dependent=True, key=jr.key(0))
+    narrow = Drift(2, [8], time_dependent=True, contraction=0.5, key=jr.key(0))
+    w_prior, kl_prior, _ = sampler.simulate(prior_like, jr.key(1), 4000)
+    w_narrow, kl_narrow, _ = sampler.simulate(narrow, jr.key(1), 4000)
+    assert float(jnp.max(kl_prior)) == 0.0
+    # The prior's law at T = 1 has sd sqrt(1 - e^-2) = 0.93; the pull keeps it far narrower.
+    assert np.allclose(np.std(w_prior, axis=0), 0.93, atol=0.03)
+    assert np.all(np.std(w_narrow, axis=0) < 0.2) and float(jnp.mean(kl_narrow)) > 0
