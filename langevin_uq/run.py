@@ -377,15 +377,18 @@ def sample_weights(run: FittedRun, n: int, key: PRNGKeyArray, *, batch: int = 81
     """
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, got {n}")
-    draw = eqx.filter_jit(
-        lambda k, m: jax.vmap(run.partition.join, in_axes=(0, None))(
-            run.sampler.simulate(run.params.drift, k, m)[0], run.w_d
-        ),
-    )
     parts = []
     for i, start in enumerate(range(0, n, batch)):
-        parts.append(draw(jr.fold_in(key, i), min(batch, n - start)))
+        size = min(batch, n - start)
+        parts.append(_draw(run.sampler, run.partition, run.params.drift, run.w_d,
+                           jr.fold_in(key, i), size))  # fmt: skip
     return jnp.concatenate(parts, axis=0)
+
+
+@eqx.filter_jit
+def _draw(sampler: LangevinSampler, partition: WeightPartition, drift: Drift, w_d, key, n: int):
+    w_s = sampler.simulate(drift, key, n)[0]
+    return jax.vmap(partition.join, in_axes=(0, None))(w_s, w_d)
 
 
 def predict(

@@ -76,7 +76,13 @@ def fit_mle(
         carry, _ = jax.lax.scan(body, (w, opt_state, best_w, best, since), None, length=CHUNK)
         return carry
 
-    carry = (w_init, optimiser.init(w_init), w_init, jnp.asarray(jnp.inf, w_init.dtype), 0)
+    carry = (
+        w_init,
+        optimiser.init(w_init),
+        w_init,
+        jnp.asarray(jnp.inf, w_init.dtype),
+        jnp.asarray(0, jnp.int32),  # an array from the start, so the chunk compiles once
+    )
     done = 0
     while done < epochs:
         carry = chunk(*carry)
