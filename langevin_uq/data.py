@@ -258,10 +258,12 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 def _read_member(archive, name: str, path: Path) -> np.ndarray:
     try:
         return archive[name]
-    except ValueError:  # object arrays need pickle, which is refused
-        raise DataError(
-            f"`{name}` in {path} has non-numeric dtype object; expected real numbers."
-        ) from None
+    except ValueError as err:
+        if "allow_pickle" in str(err):  # object arrays need pickle, which is refused
+            raise DataError(
+                f"`{name}` in {path} has non-numeric dtype object; expected real numbers."
+            ) from None
+        raise DataError(f"`{name}` in {path} is damaged and cannot be read ({err}).") from None
 
 
 def _read_nc(path: Path) -> dict[str, np.ndarray]:
