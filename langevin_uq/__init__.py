@@ -1,3 +1,35 @@
-"""langevin-uq: uncertainty quantification of neural-ODE models by Langevin sampling."""
+"""langevin-uq: uncertainty quantification of neural-ODE models by Langevin sampling.
+
+The public API: load data, configure, fit, sample weights, predict.
+
+    data = load_trajectories("data.nc")
+    run = fit(data, Config.load("run.toml"), run_dir="runs/a")
+    w = sample_weights(run, 4000, jax.random.key(0))
+    y = predict(run, data, w)
+"""
+
+from .config import Config
+from .data import Scaler, Trajectories, from_arrays, load_trajectories, save_trajectories
+from .errors import ConfigError, DataError, LangevinUQError, RunDirError, TrainingDivergedError
+from .run import FittedRun, fit, load_run, predict, sample_weights
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataError",
+    "FittedRun",
+    "LangevinUQError",
+    "RunDirError",
+    "Scaler",
+    "TrainingDivergedError",
+    "Trajectories",
+    "fit",
+    "from_arrays",
+    "load_run",
+    "load_trajectories",
+    "predict",
+    "sample_weights",
+    "save_trajectories",
+]

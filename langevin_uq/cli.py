@@ -168,19 +168,12 @@ def demo(
 def main() -> None:
     """Console entry point: run the app, turning library errors into exit status 2."""
     try:
-        app(standalone_mode=False)
+        app()  # standalone: usage errors print the usage line and exit 2 on their own
     except LangevinUQError as err:
         _fail(str(err))
     except (OSError, UnicodeError) as err:
         _fail(f"{getattr(err, 'filename', None) or 'input'}: {err.strerror or err}"
               if isinstance(err, OSError) else str(err))  # fmt: skip
-    except typer.Exit as err:
-        sys.exit(err.exit_code)
-    except typer.Abort:
-        _fail("aborted")
-    except __import__("click").ClickException as err:
-        err.show()
-        sys.exit(2)
 
 
 def _fail(message: str) -> None:

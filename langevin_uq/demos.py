@@ -1,5 +1,6 @@
 """End-to-end demonstrations (METHOD section 11): simulate, fit each likelihood, report."""
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,9 +82,7 @@ def run_ou_demo(
     samples, panels, curves, results = {}, {"data": held_out.y[:, :, 0]}, {}, {}
     for kind in likelihoods:
         run_dir = out / kind
-        if run_dir.exists():
-            import shutil
-
+        if run_dir.exists():  # a demo re-run replaces its own earlier output
             shutil.rmtree(run_dir)
         t0 = time.perf_counter()
         run = fit(data, ou_config(kind, quick=quick, seed=seed), run_dir=run_dir,

@@ -628,3 +628,13 @@ def test_demo_ou_quick(tmp_path, cli):
         assert Config.load(run / "config.toml").likelihood.kind == kind
         assert (run / "report" / "summary.md").is_file()
     assert load_trajectories(out / "data.nc").n_trajectories > 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["fit", "data.nc"], ["bogus"], ["sample"], ["fit", "data.nc", "--out", "r", "--seed", "x"]],
+)
+def test_usage_errors_exit_2_without_traceback(cli, argv):
+    code, _, err = cli(*argv)
+    assert code == 2
+    assert "Traceback" not in err and err.strip()
