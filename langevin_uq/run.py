@@ -341,12 +341,13 @@ def _check_run_dir(run_dir: Path, config: Config, digest: str, resume: bool) -> 
     saved = Config.load(run_dir / ckpt.CONFIG)
     mine = config.replace(train={k: getattr(saved.train, k) for k in RESUMABLE})
     if mine != saved:
+        given = mine.to_dict()
         for name, table in saved.to_dict().items():
             for key, value in table.items():
-                if mine.to_dict()[name][key] != value:
+                if given[name][key] != value:
                     raise RunDirError(
                         f"config key {name}.{key} differs from the run being resumed "
-                        f"({mine.to_dict()[name][key]!r} vs {value!r}); only "
+                        f"({given[name][key]!r} vs {value!r}); only "
                         f"{' and '.join('train.' + k for k in RESUMABLE)} may change"
                     )
 

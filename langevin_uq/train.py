@@ -63,7 +63,7 @@ def fit_mle(
     def chunk(w, opt_state, best_w, best, since):
         def body(carry, _):
             w, opt_state, best_w, best, since = carry
-            _loss, grad = jax.value_and_grad(_mse, argnums=1)(partition, w, inputs, train)
+            grad = jax.grad(_mse, argnums=1)(partition, w, inputs, train)
             updates, opt_state = optimiser.update(grad, opt_state, w)
             w = optax.apply_updates(w, updates)
             score = _mse(partition, w, inputs, watch)
