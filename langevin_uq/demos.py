@@ -44,9 +44,13 @@ def ou_config(kind: str, *, quick: bool = False, seed: int = 0) -> Config:
 
 
 def drift_score_cosine(run: FittedRun, w_s: np.ndarray, law: OUWeightLaw) -> float:
-    """Mean cosine similarity between the learned drift at ``tau = T`` and the analytic score."""
+    """Mean cosine similarity between the learned drift and the analytic score at the samples.
+
+    The drift is taken at the pseudo-time of the last Euler-Maruyama step, the last drift the
+    samples were moved by (``tau = T`` itself is never a step).
+    """
     w = jnp.asarray(w_s, run.w_mle.dtype)
-    tau = run.sampler.total_time
+    tau = run.sampler.taus[-2]
     f = jax.vmap(run.sampler.drift, in_axes=(None, 0, None))(run.params.drift, w, tau)
     score = law.score(w)
     cos = jnp.sum(f * score, -1) / (jnp.linalg.norm(f, axis=-1) * jnp.linalg.norm(score, axis=-1))
