@@ -5,6 +5,6 @@ Dimension names: ``N`` trajectories, ``T`` observation times, ``ny`` outputs, ``
 ``M`` posterior samples, ``S`` pseudo-time steps.
 """
 
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
-__all__ = ["Array", "Bool", "Float", "Int", "PRNGKeyArray"]
+__all__ = ["Array", "Bool", "Float", "Int", "PRNGKeyArray", "PyTree"]

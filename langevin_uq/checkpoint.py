@@ -22,6 +22,8 @@ MLE = "mle.npz"
 SAMPLES = "samples.npz"
 CONFIG = "config.toml"
 HISTORY = "history.csv"
+NUTS = "nuts.npz"
+DIAGNOSTICS = "nuts.json"
 
 
 def save_state(path: Path, state) -> None:

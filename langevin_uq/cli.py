@@ -76,7 +76,8 @@ def fit(
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Fit the MLE and train the Langevin sampler; write the run directory."""
+    """Fit the MLE, then the posterior of [method] kind (the Langevin sampler by default, or
+    bbvi-full, bbvi-meanfield, nuts); write the run directory."""
     from .config import Config
     from .data import load_trajectories
     from .run import fit as fit_run
@@ -91,7 +92,15 @@ def fit(
     if seed is not None:
         cfg = cfg.replace(train={"seed": seed})
     run = fit_run(traj, cfg, run_dir=out, resume=resume, progress=progress)
-    typer.echo(f"trained {run.epoch} epochs; run directory {out}")
+    if run.diagnostics is not None:
+        d = run.diagnostics
+        typer.echo(
+            f"NUTS: {d['chains']} chains x {d['draws_per_chain']} draws in {d['seconds']:.1f} s; "
+            f"R-hat max {d['r_hat_max']:.3f}, ESS min {d['ess_min']:.0f}, "
+            f"{d['divergences']} divergences; run directory {out}"
+        )
+    else:
+        typer.echo(f"trained {run.epoch} epochs ({cfg.method.kind}); run directory {out}")
 
 
 @app.command()
@@ -101,7 +110,8 @@ def sample(
     n: Annotated[int, typer.Option(help="number of posterior samples M")] = 1000,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
-    """Draw posterior weight samples by simulating the learned SDE."""
+    """Draw posterior weight samples: by simulating the learned SDE (ls), from the Gaussian
+    guide (bbvi-*) or from the stored chains (nuts)."""
     import jax.random as jr
     import numpy as np
 

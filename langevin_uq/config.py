@@ -199,6 +199,44 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
+class MethodOptions:
+    """``[method]``: how the posterior is represented and fitted.
+
+    ``"ls"`` is the Langevin sampler of this library (``[sampler]``). The baselines fit the same
+    data model, likelihood and prior: ``"bbvi-full"`` / ``"bbvi-meanfield"`` a Gaussian guide
+    with full / diagonal covariance (``particles`` draws per step, started at the MLE with sd
+    ``init_scale``; epochs, rate and batch from ``[train]``); ``"nuts"`` NumPyro's NUTS with
+    ``chains`` chains of ``warmup`` + ``samples`` steps (probabilistic likelihoods only).
+    """
+
+    kind: str = "ls"
+    particles: int = 64
+    init_scale: float = 1e-2
+    warmup: int = 500
+    samples: int = 1000
+    chains: int = 4
+    target_accept: float = 0.8
+    max_tree_depth: int = 10
+
+    def __post_init__(self):
+        _choice("method.kind", self.kind, METHODS)
+        for name in ("particles", "samples", "chains", "max_tree_depth"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"method.{name} must be at least 1, got {getattr(self, name)}")
+        if self.particles < 2 and self.kind.startswith("bbvi"):
+            raise ConfigError(f"method.particles must be at least 2, got {self.particles}")
+        if self.warmup < 0:
+            raise ConfigError(f"method.warmup must be >= 0, got {self.warmup}")
+        if not self.init_scale > 0:
+            raise ConfigError(f"method.init_scale must be positive, got {self.init_scale}")
+        if not 0 < self.target_accept < 1:
+            raise ConfigError(f"method.target_accept must be in (0, 1), got {self.target_accept}")
+
+
+METHODS = ("ls", "bbvi-full", "bbvi-meanfield", "nuts")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole run configuration, one typed section per TOML table."""
 
@@ -209,6 +247,21 @@ class Config:
     sampler: SamplerOptions = field(default_factory=SamplerOptions)
     likelihood: LikelihoodOptions = field(default_factory=LikelihoodOptions)
     train: TrainOptions = field(default_factory=TrainOptions)
+    method: MethodOptions = field(default_factory=MethodOptions)
+
+    def __post_init__(self):
+        kind = self.method.kind
+        if kind == "nuts" and self.likelihood.kind == "energy-score":
+            raise ConfigError(
+                "method.kind = 'nuts' needs a probabilistic likelihood; the energy score is a "
+                "score, not a density: use likelihood.kind 'gaussian' or 'marginal-mixture'"
+            )
+        if kind == "nuts" and self.partition.variant == "bll-reopt":
+            raise ConfigError(
+                "method.kind = 'nuts' cannot re-optimise w_D; use partition.variant 'bll-fixed'"
+            )
+        if kind != "ls" and not self.train.beta > 0:
+            raise ConfigError(f"method.kind = {kind!r} needs train.beta > 0, got {self.train.beta}")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Config":

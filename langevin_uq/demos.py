@@ -50,8 +50,9 @@ def drift_score_cosine(run: FittedRun, w_s: np.ndarray, law: OUWeightLaw) -> flo
     samples were moved by (``tau = T`` itself is never a step).
     """
     w = jnp.asarray(w_s, run.w_mle.dtype)
-    tau = run.sampler.taus[-2]
-    f = jax.vmap(run.sampler.drift, in_axes=(None, 0, None))(run.params.drift, w, tau)
+    sampler, drift = run.posterior.sampler, run.posterior.drift
+    tau = sampler.taus[-2]
+    f = jax.vmap(sampler.drift, in_axes=(None, 0, None))(drift, w, tau)
     score = law.score(w)
     cos = jnp.sum(f * score, -1) / (jnp.linalg.norm(f, axis=-1) * jnp.linalg.norm(score, axis=-1))
     return float(jnp.mean(cos))

@@ -64,12 +64,15 @@ class MarginalMixtureLikelihood(AbstractLikelihood):
         log_weights: ``log pi_k`` per group and mode, ``(G, K)`` (``-inf``-like for empty modes).
         mean: mode means ``mu_k(t_j)``, ``(G, K, T, ny)``.
         sigma: ``sqrt(sigma_D^2 + sigma_MLE^2)`` (Eq. 21), ``(G, K, T, ny)``.
+        present: 1 for groups with training trajectories, 0 for the others (a group seen only
+            in validation has no modes and contributes nothing), ``(G,)``.
         time_reduction: ``"sum"`` or ``"mean"`` over observation times.
     """
 
     log_weights: Float[Array, "G K"]
     mean: Float[Array, "G K T ny"]
     sigma: Float[Array, "G K T ny"]
+    present: Float[Array, " G"]
     time_reduction: str = eqx.field(static=True)
 
     def loss(self, y_pred, y, group, scale):
@@ -77,7 +80,7 @@ class MarginalMixtureLikelihood(AbstractLikelihood):
         log_normal = jnp.sum(-0.5 * z**2 - jnp.log(self.sigma[None]) - 0.5 * _LOG_2PI, axis=-1)
         log_mix = jax.nn.logsumexp(log_normal + self.log_weights[None, :, :, None], axis=2)
         reduce = jnp.mean if self.time_reduction == "mean" else jnp.sum
-        return -jnp.mean(jnp.sum(reduce(log_mix, axis=-1), axis=-1))
+        return -jnp.mean(jnp.sum(reduce(log_mix, axis=-1) * self.present, axis=-1))
 
 
 class EnergyScoreLikelihood(AbstractLikelihood):
@@ -173,12 +176,14 @@ def build_likelihood(
 def _mixture(y, group, n_groups, y_mle, sigma, modes, time_reduction, seed, floor):
     n_t, n_y = y.shape[1:]
     log_w = np.full((n_groups, modes), -1e30)
+    present = np.zeros(n_groups)
     mean = np.zeros((n_groups, modes, n_t, n_y))
     sig = np.ones((n_groups, modes, n_t, n_y))
     for g in range(n_groups):
         members = y[group == g]
         if len(members) == 0:
             continue
+        present[g] = 1.0
         k = min(modes, len(members))
         if k > 1:
             km = KMeans(n_clusters=k, n_init=10, random_state=seed)
@@ -200,5 +205,6 @@ def _mixture(y, group, n_groups, y_mle, sigma, modes, time_reduction, seed, floo
         log_weights=jnp.asarray(log_w, dtype),
         mean=jnp.asarray(mean, dtype),
         sigma=jnp.asarray(np.maximum(sig, floor), dtype),
+        present=jnp.asarray(present, dtype),
         time_reduction=time_reduction,
     )

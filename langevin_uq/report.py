@@ -59,6 +59,17 @@ def group_scores(
     return summary, curve
 
 
+def _training_line(run: FittedRun) -> str:
+    cfg = run.config
+    kind = cfg.method.kind
+    if kind == "ls":
+        return (f"- epochs: {run.epoch}; replicas {cfg.sampler.replicas}, steps "
+                f"{cfg.sampler.steps}, beta {cfg.train.beta}")  # fmt: skip
+    if kind == "nuts":
+        return f"- NUTS warm-up {cfg.method.warmup}, draws {cfg.method.samples} per chain"
+    return f"- epochs: {run.epoch}; particles {cfg.method.particles}, beta {cfg.train.beta}"
+
+
 def write_report(run_dir: str | Path, held_out: Trajectories | None = None) -> str:
     """Write ``report/`` for a run and return its summary as Markdown text.
 
@@ -71,18 +82,28 @@ def write_report(run_dir: str | Path, held_out: Trajectories | None = None) -> s
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
     meta = ckpt.read_json(run_dir / ckpt.METADATA)
-    history = np.genfromtxt(run_dir / ckpt.HISTORY, delimiter=",", names=True, ndmin=1)
+    history_file = run_dir / ckpt.HISTORY
+    history = np.empty(0)
+    if history_file.exists():
+        history = np.genfromtxt(history_file, delimiter=",", names=True, ndmin=1)
     lines = [f"# Report: {run_dir.name}", ""]
     cfg = run.config
     lines += [
+        f"- method: {cfg.method.kind}",
         f"- likelihood: {cfg.likelihood.kind} (time_reduction = {cfg.likelihood.time_reduction})",
         f"- partition: {cfg.partition.variant}, {run.partition.n_stochastic} of "
         f"{run.partition.n_weights} weights sampled",
-        f"- epochs: {run.epoch}; replicas {cfg.sampler.replicas}, steps {cfg.sampler.steps}, "
-        f"beta {cfg.train.beta}",
+        _training_line(run),
         f"- MLE: train MSE {meta['mle']['train_mse']:.4g}, validation MSE "
         f"{meta['mle']['validation_mse']:.4g} (scaled units)",
     ]
+    if run.diagnostics is not None:
+        d = run.diagnostics
+        lines.append(
+            f"- NUTS: {d['chains']} chains x {d['draws_per_chain']} draws ({d['chain_method']}), "
+            f"R-hat max {d['r_hat_max']:.4f}, ESS min {d['ess_min']:.0f} "
+            f"({d['ess_per_second_min']:.3g}/s), {d['divergences']} divergences"
+        )
     if history.size:
         last = history[-1]
         lines.append(

@@ -20,11 +20,15 @@ import optax
 from . import checkpoint as ckpt
 from ._atomic import write_text_atomic
 from ._types import Array, Float, PRNGKeyArray
+from .baselines import bbvi
+from .baselines.model import ProbabilisticModel
+from .baselines.nuts import run_nuts
 from .config import Config
 from .data import Scaler, Trajectories, split
 from .errors import ConfigError, RunDirError, TrainingDivergedError
 from .likelihoods import build_likelihood
 from .model import build_model
+from .posterior import AbstractPosterior, EmpiricalPosterior, LangevinPosterior
 from .prior import OUPrior
 from .problem import GroupInputs, group_inputs, predict_ensemble, predict_groups, training_arrays
 from .sampler import Drift, LangevinSampler, pseudo_time_grid
@@ -49,31 +53,28 @@ divergence). With neither changed, a resumed run equals an uninterrupted one."""
 
 @dataclass(frozen=True)
 class FittedRun:
-    """A trained hypernetwork, ready to sample weights and predict.
+    """A fitted posterior over the data model's weights, ready to sample and predict.
 
     Attributes:
         config: the resolved configuration.
         partition: flat-weight layout and ``w_S``/``w_D`` split.
-        sampler: prior, pseudo-time grid and initial condition of the SDE.
-        params: the trained drift and (``bll-reopt``) ``w_D``.
+        posterior: what ``w_S`` is drawn from: the learned SDE (``ls``), the Gaussian guide
+            (``bbvi-*``) or the NUTS draws (``nuts``).
+        w_d: the deterministic weights, ``(nd,)`` (the MLE's, or re-optimised).
         w_mle: the MLE of all weights, ``(nw,)``.
         scaler: output scaling that predictions undo.
-        epoch: number of completed training epochs.
+        epoch: number of completed training epochs (0 for NUTS).
+        diagnostics: NUTS's R-hat, ESS and divergence summary (``None`` for the others).
     """
 
     config: Config
     partition: WeightPartition
-    sampler: LangevinSampler
-    params: Trainable
+    posterior: AbstractPosterior
+    w_d: Float[Array, " nd"]
     w_mle: Float[Array, " nw"]
     scaler: Scaler
     epoch: int
-
-    @property
-    def w_d(self) -> Float[Array, " nd"]:
-        if self.params.w_d is not None:
-            return self.params.w_d
-        return self.partition.split(self.w_mle)[1]
+    diagnostics: dict | None = None
 
 
 def _dtype(config: Config):
@@ -90,7 +91,11 @@ def _keys(seed: int) -> dict[str, PRNGKeyArray]:
 
 
 def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
-    """Data model, partition, sampler and untrained drift: a function of config and sizes."""
+    """Data model, partition, and the untrained method: a function of config and sizes.
+
+    Returns ``(partition, w_init, sampler, params)``; ``sampler`` is the Langevin sampler's
+    (``None`` for the baselines) and ``params`` what training starts from (``None`` for NUTS).
+    """
     keys = _keys(config.train.seed)
     m = config.model
     model = build_model(
@@ -104,11 +109,17 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
     if w_mle is None:
         return partition, w_init, None, None
     w_s, w_d = partition.split(w_mle)
+    kind = config.method.kind
+    w_d_opt = w_d if partition.reoptimise_deterministic else None
+    if kind == "nuts":
+        return partition, w_init, None, None
+    if kind != "ls":
+        params = bbvi.init_params(w_s, config.method.init_scale, kind == "bbvi-full", w_d_opt)
+        return partition, w_init, None, params
     s = config.sampler
-    prior_mean = w_s if config.prior.mean == "mle" else jnp.zeros_like(w_s)
     taus = pseudo_time_grid(s.steps, s.dtau, s.schedule, s.final_dtau)
     sampler = LangevinSampler(
-        prior=OUPrior(mean=prior_mean, scale=config.prior.scale),
+        prior=OUPrior(mean=_prior_mean(config, w_s), scale=config.prior.scale),
         taus=jnp.asarray(taus, dtype),
         init_center=w_s,
         init_noise=s.init_noise,
@@ -118,8 +129,20 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
         contraction=s.init_contraction, key=keys["drift"],
     )  # fmt: skip
     drift = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, drift)
-    params = Trainable(drift=drift, w_d=w_d if partition.reoptimise_deterministic else None)
-    return partition, w_init, sampler, params
+    return partition, w_init, sampler, Trainable(drift=drift, w_d=w_d_opt)
+
+
+def _prior_mean(config: Config, w_s):
+    return w_s if config.prior.mean == "mle" else jnp.zeros_like(w_s)
+
+
+def _posterior(config: Config, partition: WeightPartition, sampler, params, w_mle):
+    """The trained method's `AbstractPosterior` and its ``w_D``."""
+    w_d = partition.split(w_mle)[1]
+    if config.method.kind == "ls":
+        w_d = params.w_d if params.w_d is not None else w_d
+        return LangevinPosterior(sampler=sampler, drift=params.drift), w_d
+    return bbvi.posterior(params, config.method.kind == "bbvi-full"), params.get("w_d", w_d)
 
 
 def _data_digest(data: Trajectories) -> str:
@@ -143,7 +166,10 @@ def fit(
     resume: bool = False,
     progress: bool = False,
 ) -> FittedRun:
-    """Fit the MLE, then train the Langevin hypernetwork on the ELBO (Alg. 1).
+    """Fit the MLE, then the posterior of ``config.method``.
+
+    ``ls``: train the Langevin hypernetwork on the ELBO (Alg. 1); ``bbvi-*``: a Gaussian guide
+    on the ELBO with the same likelihood and prior; ``nuts``: NUTS chains from the MLE.
 
     Args:
         data: the trajectories (in their own units; scaling follows ``config.data``).
@@ -199,21 +225,7 @@ def fit(
         modes=lk.modes, time_reduction=lk.time_reduction, time_weighting=lk.time_weighting,
         seed=config.train.seed,
     )  # fmt: skip
-    s, tr = config.sampler, config.train
-    elbo = ELBO(
-        sampler=sampler, partition=partition, likelihood=likelihood, inputs=inputs,
-        train=train_arrays, validation=val_arrays, w_d_fixed=partition.split(w_mle)[1],
-        replicas=s.replicas, beta=tr.beta, batch=tr.batch_trajectories,
-        gamma0=s.gamma0, anneal_epochs=s.anneal_epochs,
-    )  # fmt: skip
-    optimiser = _optimiser(tr)
-    state = init_state(params, optimiser)
-    history: list[tuple] = []
-    if resume:
-        state = ckpt.load_state(run_dir / ckpt.CHECKPOINT, state)
-        history = _read_history(run_dir / ckpt.HISTORY, int(state.epoch))
-        write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
-    elif run_dir is not None:
+    if run_dir is not None and not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
         ckpt.save_arrays(run_dir / ckpt.MLE, w=np.asarray(w_mle))
@@ -227,10 +239,59 @@ def fit(
             "likelihood": _describe(likelihood, scaler),
         })  # fmt: skip
 
-    chunk = make_chunk_step(elbo, optimiser, tr.epochs)
-    state = _train_loop(chunk, state, jr.fold_in(_keys(tr.seed)["train"], 0), tr, history,
-                        run_dir, progress)  # fmt: skip
-    fitted = FittedRun(config, partition, sampler, state.params, w_mle, scaler, int(state.epoch))
+    s, tr, method = config.sampler, config.train, config.method
+    w_s_mle, w_d_mle = partition.split(w_mle)
+    if method.kind == "nuts":
+        model = ProbabilisticModel(
+            partition=partition, likelihood=likelihood, inputs=inputs,
+            prior_mean=_prior_mean(config, w_s_mle), w_d=w_d_mle,
+            prior_scale=config.prior.scale, beta=tr.beta,
+        )  # fmt: skip
+        result = run_nuts(
+            model, train_arrays.y, train_arrays.group, w_s_mle, _keys(tr.seed)["train"],
+            warmup=method.warmup, samples=method.samples, chains=method.chains,
+            target_accept=method.target_accept, max_tree_depth=method.max_tree_depth,
+            progress=progress,
+        )  # fmt: skip
+        if run_dir is not None:
+            ckpt.save_arrays(run_dir / ckpt.NUTS, w=result.samples, diverging=result.diverging,
+                             r_hat=result.r_hat, ess=result.ess)  # fmt: skip
+            ckpt.write_json(run_dir / ckpt.DIAGNOSTICS, result.summary())
+        posterior = EmpiricalPosterior(jnp.asarray(result.samples.reshape(-1, w_s_mle.shape[0])))
+        fitted = FittedRun(config, partition, posterior, w_d_mle, w_mle, scaler, 0,
+                           result.summary())  # fmt: skip
+    else:
+        if method.kind == "ls":
+            objective = ELBO(
+                sampler=sampler, partition=partition, likelihood=likelihood, inputs=inputs,
+                train=train_arrays, validation=val_arrays, w_d_fixed=w_d_mle,
+                replicas=s.replicas, beta=tr.beta, batch=tr.batch_trajectories,
+                gamma0=s.gamma0, anneal_epochs=s.anneal_epochs,
+            )  # fmt: skip
+        else:
+            full, n = method.kind == "bbvi-full", method.particles
+            model = ProbabilisticModel(
+                partition=partition, likelihood=likelihood, inputs=inputs,
+                prior_mean=_prior_mean(config, w_s_mle), w_d=w_d_mle,
+                prior_scale=config.prior.scale, full_covariance=full,
+                reoptimise=partition.reoptimise_deterministic, particles=n, beta=tr.beta,
+            )  # fmt: skip
+            objective = bbvi.BBVIObjective(
+                model=model, guide=bbvi.GaussianGuide(full=full, particles=n, beta=tr.beta),
+                train=train_arrays, validation=val_arrays, batch=tr.batch_trajectories,
+            )  # fmt: skip
+        optimiser = _optimiser(tr)
+        state = init_state(params, optimiser)
+        history: list[tuple] = []
+        if resume:
+            state = ckpt.load_state(run_dir / ckpt.CHECKPOINT, state)
+            history = _read_history(run_dir / ckpt.HISTORY, int(state.epoch))
+            write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
+        chunk = make_chunk_step(objective, optimiser, tr.epochs)
+        state = _train_loop(chunk, state, jr.fold_in(_keys(tr.seed)["train"], 0), tr, history,
+                            run_dir, progress)  # fmt: skip
+        posterior, w_d = _posterior(config, partition, sampler, state.params, w_mle)
+        fitted = FittedRun(config, partition, posterior, w_d, w_mle, scaler, int(state.epoch))
     if run_dir is not None:
         w = sample_weights(fitted, s.posterior_samples, _keys(tr.seed)["samples"])
         ckpt.save_samples(run_dir / ckpt.SAMPLES, np.asarray(w), partition.names,
@@ -333,6 +394,10 @@ def _check_run_dir(run_dir: Path, config: Config, digest: str, resume: bool) -> 
                 f"run directory {run_dir} is not empty; choose a new --out or pass --resume"
             )
         return
+    if config.method.kind == "nuts":
+        raise RunDirError(
+            "a NUTS run is written only once complete and cannot be resumed; start a new run"
+        )
     if not has_run or not (run_dir / ckpt.CHECKPOINT).exists():
         raise RunDirError(f"{run_dir} holds no checkpoint to resume from")
     meta = ckpt.read_json(run_dir / ckpt.METADATA)
@@ -364,31 +429,39 @@ def load_run(run_dir: str | Path) -> FittedRun:
     partition, _, sampler, params = _skeleton(
         config, meta["n_outputs"], meta["n_inputs"], w_mle, dtype
     )
+    scaler = Scaler.from_dict(meta["scaler"])
+    if config.method.kind == "nuts":
+        draws = ckpt.load_arrays(run_dir / ckpt.NUTS)
+        w_s = jnp.asarray(draws["w"], dtype).reshape(-1, partition.n_stochastic)
+        diagnostics = ckpt.read_json(run_dir / ckpt.DIAGNOSTICS)
+        w_d = partition.split(w_mle)[1]
+        return FittedRun(config, partition, EmpiricalPosterior(w_s), w_d, w_mle, scaler, 0,
+                         diagnostics)  # fmt: skip
     optimiser = _optimiser(config.train)
     state = ckpt.load_state(run_dir / ckpt.CHECKPOINT, init_state(params, optimiser))
-    scaler = Scaler.from_dict(meta["scaler"])
-    return FittedRun(config, partition, sampler, state.params, w_mle, scaler, int(state.epoch))
+    posterior, w_d = _posterior(config, partition, sampler, state.params, w_mle)
+    return FittedRun(config, partition, posterior, w_d, w_mle, scaler, int(state.epoch))
 
 
 def sample_weights(run: FittedRun, n: int, key: PRNGKeyArray, *, batch: int = 8192):
     """Draw ``n`` posterior samples of the whole flat weight vector, ``(n, nw)``.
 
-    One simulation of the learned SDE with ``n`` replicas (in batches of ``batch``); no
-    data-model evaluations. Deterministic entries are repeated in every row.
+    For the Langevin sampler one simulation of the learned SDE with ``n`` replicas (in batches of
+    ``batch``), no data-model evaluations; for BBVI draws of the guide; for NUTS draws of the
+    stored chains. Deterministic entries are repeated in every row.
     """
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, got {n}")
     parts = []
     for i, start in enumerate(range(0, n, batch)):
         size = min(batch, n - start)
-        parts.append(_draw(run.sampler, run.partition, run.params.drift, run.w_d,
-                           jr.fold_in(key, i), size))  # fmt: skip
+        parts.append(_draw(run.posterior, run.partition, run.w_d, jr.fold_in(key, i), size))
     return jnp.concatenate(parts, axis=0)
 
 
 @eqx.filter_jit
-def _draw(sampler: LangevinSampler, partition: WeightPartition, drift: Drift, w_d, key, n: int):
-    w_s = sampler.simulate(drift, key, n)[0]
+def _draw(posterior: AbstractPosterior, partition: WeightPartition, w_d, key, n: int):
+    w_s = posterior.draw(key, n)
     return jax.vmap(partition.join, in_axes=(0, None))(w_s, w_d)
 
 

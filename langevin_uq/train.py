@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import optax
 
-from ._types import Array, Float, Int, PRNGKeyArray
+from ._types import Array, Float, Int, PRNGKeyArray, PyTree
 from .likelihoods import AbstractLikelihood, energy_score_per_trajectory
 from .problem import GroupInputs, TrainingArrays, predict_ensemble, predict_groups
 from .sampler import Drift, LangevinSampler, anneal_gamma
@@ -109,10 +109,14 @@ class Trainable(eqx.Module):
 
 
 class TrainState(eqx.Module):
-    """Everything a checkpoint holds: the next epoch, the trainables and Adam's state."""
+    """Everything a checkpoint holds: the next epoch, the trainables and Adam's state.
+
+    ``params`` is a `Trainable` for the Langevin sampler and the guide's unconstrained
+    parameters for BBVI.
+    """
 
     epoch: Int[Array, ""]
-    params: Trainable
+    params: PyTree
     opt_state: optax.OptState
 
 
@@ -157,30 +161,43 @@ class ELBO(eqx.Module):
     gamma0: float = eqx.field(static=True)
     anneal_epochs: int = eqx.field(static=True)
 
-    def __call__(self, params: Trainable, key: PRNGKeyArray, gamma: Float[Array, ""]):
+    def __call__(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
+        """``(loss, (nll, kl, heldout, gamma))`` of one epoch's Monte Carlo estimate."""
         k_sde, k_batch = jr.split(key)
+        gamma = anneal_gamma(epoch, self.gamma0, self.anneal_epochs)
         w_s, kl, _ = self.sampler.simulate(params.drift, k_sde, self.replicas, gamma)
         w_d = self.w_d_fixed if params.w_d is None else params.w_d
         w = jax.vmap(self.partition.join, in_axes=(0, None))(w_s, w_d)
         pred = predict_ensemble(self.partition, w, self.inputs)
-        n_train = self.train.y.shape[0]
-        if 0 < self.batch < n_train:
-            idx = jr.choice(k_batch, n_train, (self.batch,), replace=False)
-            y, group = self.train.y[idx], self.train.group[idx]
-            scale = jnp.asarray(n_train / self.batch, pred.dtype)
-        else:
-            y, group, scale = self.train.y, self.train.group, jnp.asarray(1.0, pred.dtype)
+        y, group, scale = minibatch(self.train, self.batch, k_batch, pred.dtype)
         nll = self.likelihood.loss(pred, y, group, scale)
         kl = jnp.mean(kl)
-        if self.validation is None:
-            heldout = jnp.asarray(jnp.nan, pred.dtype)
-        else:
-            v = self.validation
-            heldout = energy_score_per_trajectory(jax.lax.stop_gradient(pred), v.y, v.group)
-        return nll + self.beta * kl, (nll, kl, heldout)
+        heldout = heldout_score(pred, self.validation)
+        return nll + self.beta * kl, (nll, kl, heldout, gamma)
 
 
-def init_state(params: Trainable, optimiser: optax.GradientTransformation) -> TrainState:
+def minibatch(
+    train: TrainingArrays, batch: int, key: PRNGKeyArray, dtype
+) -> tuple[Float[Array, "B T ny"], Int[Array, " B"], Float[Array, ""]]:
+    """A uniform draw of ``batch`` trajectories (``0`` = all) and the scale ``N_train / B``."""
+    n_train = train.y.shape[0]
+    if 0 < batch < n_train:
+        idx = jr.choice(key, n_train, (batch,), replace=False)
+        return train.y[idx], train.group[idx], jnp.asarray(n_train / batch, dtype)
+    return train.y, train.group, jnp.asarray(1.0, dtype)
+
+
+def heldout_score(
+    pred: Float[Array, "R G T ny"], validation: TrainingArrays | None
+) -> Float[Array, ""]:
+    """Mean energy score of the validation trajectories against the ensemble (no gradient)."""
+    if validation is None:
+        return jnp.asarray(jnp.nan, pred.dtype)
+    pred = jax.lax.stop_gradient(pred)
+    return energy_score_per_trajectory(pred, validation.y, validation.group)
+
+
+def init_state(params: PyTree, optimiser: optax.GradientTransformation) -> TrainState:
     return TrainState(
         epoch=jnp.asarray(0, jnp.int32),
         params=params,
@@ -189,9 +206,15 @@ def init_state(params: Trainable, optimiser: optax.GradientTransformation) -> Tr
 
 
 def make_chunk_step(
-    elbo: ELBO, optimiser: optax.GradientTransformation, epochs: int
+    objective: Callable, optimiser: optax.GradientTransformation, epochs: int
 ) -> Callable[[TrainState, PRNGKeyArray], tuple[TrainState, EpochInfo, Array]]:
-    """The jitted training call: ``CHUNK`` epochs of Alg. 1 as one scan.
+    """The jitted training call: ``CHUNK`` epochs as one scan.
+
+    Args:
+        objective: ``objective(params, key, epoch) -> (loss, (nll, kl, heldout, gamma))``;
+            `ELBO` for the Langevin sampler, `langevin_uq.baselines.bbvi.BBVIObjective` for BBVI.
+        optimiser: the gradient transformation applied to the trainable arrays of the params.
+        epochs: total epochs of the run.
 
     Returns ``(state, info, diverged)``. An epoch whose loss or gradient is not finite leaves the
     state unchanged and sets ``diverged``; later epochs of the chunk then do nothing, so the
@@ -205,13 +228,14 @@ def make_chunk_step(
             state, diverged = carry
             epoch = state.epoch
             epoch_key = jr.fold_in(key, epoch)
-            gamma = anneal_gamma(epoch, elbo.gamma0, elbo.anneal_epochs)
             params, static = eqx.partition(state.params, eqx.is_inexact_array)
 
             def loss_fn(p):
-                return elbo(eqx.combine(p, static), epoch_key, gamma)
+                return objective(eqx.combine(p, static), epoch_key, epoch)
 
-            (loss, (nll, kl, heldout)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            (loss, (nll, kl, heldout, gamma)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                params
+            )
             grad_norm = optax.tree.norm(grads)
             updates, opt_state = optimiser.update(grads, state.opt_state, params)
             proposed = TrainState(

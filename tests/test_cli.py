@@ -240,6 +240,13 @@ BAD_CONFIGS = {
     "NaN prior scale": ("[prior]\nscale = nan\n", "prior.scale"),
     "NaN beta": ("[train]\nbeta = nan\n", "train.beta"),
     "infinite learning rate": ("[train]\nlr = inf\n", "train.lr"),
+    "unknown method": ('[method]\nkind = "mcmc"\n', "method.kind"),
+    "NUTS with the energy score": (
+        '[method]\nkind = "nuts"\n[likelihood]\nkind = "energy-score"\n',
+        "energy score",
+    ),
+    "zero chains": ("[method]\nchains = 0\n", "method.chains"),
+    "target_accept 1": ("[method]\ntarget_accept = 1.0\n", "method.target_accept"),
     "invalid TOML": ("[train\nepochs = \n", "TOML"),
     "duplicate key": ("[train]\nepochs = 3\nepochs = 4\n", "TOML"),
 }
@@ -481,6 +488,33 @@ def test_report_without_held_out_data(fitted, tmp_path, cli):
     assert (run / "report" / "summary.md").is_file()
     assert (run / "report" / "history.png").is_file()
     assert not (run / "report" / "bands.png").exists()
+
+
+@pytest.mark.parametrize("kind", ["bbvi-full", "bbvi-meanfield", "nuts"])
+def test_every_command_works_for_every_method(tmp_path, data_file, config_file, cli, kind):
+    config = tmp_path / "method.toml"
+    config.write_text(config_file.read_text() + f'\n[method]\nkind = "{kind}"\nparticles = 8\n'
+                      "warmup = 20\nsamples = 10\nchains = 2\n")  # fmt: skip
+    run = tmp_path / "run"
+    code, out, err = cli("fit", data_file, "--config", config, "--out", run, "--no-progress")
+    assert code == 0, err
+    assert ("NUTS: 2 chains x 10 draws" if kind == "nuts" else f"20 epochs ({kind})") in out
+    assert (run / ("nuts.npz" if kind == "nuts" else "checkpoint.eqx")).is_file()
+    samples = tmp_path / "s.npz"
+    code, _, err = cli("sample", run, "--n", 7, "--out", samples)
+    assert code == 0, err
+    with np.load(samples) as f:
+        assert f["w"].shape[0] == 7 and np.all(np.isfinite(f["w"]))
+    code, _, err = cli("predict", run, "--data", data_file, "--out", tmp_path / "p.nc", "--n", 5)
+    assert code == 0, err
+    _check_prediction(tmp_path / "p.nc", 5, load_trajectories(data_file))
+    code, stdout, err = cli("report", run, "--data", data_file)
+    assert code == 0, err
+    assert f"method: {kind}" in stdout and "held-out metric" in stdout
+    if kind == "nuts":
+        assert "R-hat max" in stdout
+        assert_refused(cli("fit", data_file, "--config", config, "--out", run, "--resume"),
+                       "NUTS")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- run directories

@@ -66,6 +66,20 @@ def test_mixture_with_one_mode_is_eq21(reduction):
     assert _loss(lk) == pytest.approx(-total.mean(), rel=1e-4)
 
 
+def test_mixture_ignores_groups_without_training_trajectories():
+    # Group 2 exists (e.g. only in the validation split) but has no training data: whatever the
+    # replicas predict for it must not change the loss.
+    lk = build_likelihood("marginal-mixture", y=Y, group=GROUP, n_groups=G + 1,
+                          y_mle=np.concatenate([Y_MLE, Y_MLE[:1]]))  # fmt: skip
+    base = np.concatenate([Y_PRED, Y_PRED[:, :1]], axis=1)
+    moved = base.copy()
+    moved[:, G] += 100.0
+    args = (jnp.asarray(Y), jnp.asarray(GROUP), 1.0)
+    assert float(lk.loss(jnp.asarray(base), *args)) == float(lk.loss(jnp.asarray(moved), *args))
+    reference = build_likelihood("marginal-mixture", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE)
+    assert _loss(reference) == pytest.approx(float(lk.loss(jnp.asarray(base), *args)), rel=1e-6)
+
+
 def test_mixture_finds_two_modes_with_their_weights():
     t = 6
     low = np.zeros((30, t, 1)) + RNG.normal(0, 0.05, (30, t, 1))

@@ -163,8 +163,8 @@ def test_resume_is_exact(straight, resumed):
     assert "samples.npz" in stages[0]["files"]
     assert stages[1]["epoch"] == 20 and stages[1]["rows"] == list(range(1, 21))
     assert run_a.epoch == run_b.epoch == 30
-    assert_bitwise_equal(run_a.params, run_b.params)
-    assert_bitwise_equal(load_run(dir_a).params, load_run(dir_b).params)
+    assert_bitwise_equal(run_a.posterior, run_b.posterior)
+    assert_bitwise_equal(load_run(dir_a).posterior, load_run(dir_b).posterior)
     # The whole training state (Adam's moments and the epoch too) is the same, bit for bit.
     assert (dir_a / "checkpoint.eqx").read_bytes() == (dir_b / "checkpoint.eqx").read_bytes()
     assert without_seconds(history(dir_a)) == without_seconds(history(dir_b))
@@ -205,7 +205,7 @@ def test_load_run_rebuilds_the_fitted_run(straight):
     loaded = load_run(run_dir)
     assert loaded.config == run.config
     assert loaded.epoch == run.epoch == 30
-    assert_bitwise_equal(loaded.params, run.params)
+    assert_bitwise_equal(loaded.posterior, run.posterior)
     np.testing.assert_array_equal(loaded.w_mle, run.w_mle)
     np.testing.assert_array_equal(loaded.scaler.shift, run.scaler.shift)
     np.testing.assert_array_equal(loaded.scaler.scale, run.scaler.scale)
@@ -239,7 +239,7 @@ def test_divergence_keeps_the_last_good_checkpoint(diverged, ou_data, tmp_path):
     assert "\n" not in message
     run = load_run(run_dir)
     assert run.epoch == 13
-    assert all(np.all(np.isfinite(a)) for a in leaves(run.params))
+    assert all(np.all(np.isfinite(a)) for a in leaves(run.posterior))
     rows = history(run_dir)
     assert [int(r["epoch"]) for r in rows] == list(range(1, 14))
     assert all(np.isfinite(float(r["loss"])) for r in rows)
@@ -250,7 +250,7 @@ def test_divergence_keeps_the_last_good_checkpoint(diverged, ou_data, tmp_path):
     resumed = fit(ou_data, config.replace(train={"lr": 1e-3}), run_dir=copy, resume=True)
     assert resumed.epoch == 20
     assert [int(r["epoch"]) for r in history(copy)] == list(range(1, 21))
-    assert all(np.all(np.isfinite(a)) for a in leaves(resumed.params))
+    assert all(np.all(np.isfinite(a)) for a in leaves(resumed.posterior))
     assert Config.load(copy / "config.toml").train.lr == 1e-3
     with np.load(copy / "samples.npz") as f:
         assert np.all(np.isfinite(f["w"]))
@@ -362,4 +362,4 @@ def test_predict_refuses_other_outputs(last_layer, last_layer_samples):
 def test_copy_of_a_run_directory_is_a_run(straight, tmp_path):
     _, run_dir, _ = straight
     shutil.copytree(run_dir, tmp_path / "copy")
-    assert_bitwise_equal(load_run(tmp_path / "copy").params, load_run(run_dir).params)
+    assert_bitwise_equal(load_run(tmp_path / "copy").posterior, load_run(run_dir).posterior)

@@ -1,0 +1,74 @@
+"""The data model, a likelihood and the Gaussian prior as one NumPyro model.
+
+The prior is the stationary law of the OU prior SDE, ``N(w_bar, s^2 I)`` (METHOD section 5);
+the data term is the likelihood's ``loss`` (METHOD section 7), so BBVI, NUTS and the Langevin
+sampler score weights identically.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro import handlers
+
+from .._types import Array, Float, Int
+from ..likelihoods import AbstractLikelihood
+from ..problem import GroupInputs, predict_ensemble
+from ..weights import WeightPartition
+
+
+class ProbabilisticModel(eqx.Module):
+    """``w_S ~ N(prior_mean, prior_scale^2 I)``, ``factor(-loss(data | w_S, w_D))``.
+
+    With ``particles > 0`` the model draws that many independent weight vectors in a plate (one
+    BBVI step scores them together, which is what a population score such as the energy score
+    needs); with ``particles = 0`` it draws one (NUTS).
+
+    Attributes:
+        partition: flat-weight layout and ``w_S``/``w_D`` split.
+        likelihood: the data term.
+        inputs: one input per condition group.
+        prior_mean: ``w_bar``, ``(ns,)``.
+        w_d: the deterministic weights when they are not optimised, ``(nd,)``.
+        prior_scale: ``s``.
+        full_covariance: write the prior as a multivariate normal (so that NumPyro's analytic
+            KL applies against a full-covariance guide) rather than independent normals.
+        reoptimise: ``w_D`` is a NumPyro param (``bll-reopt``) initialised at ``w_d``.
+        particles: weight vectors per model evaluation (``0`` = one, no plate).
+        beta: weight of the prior (the KL in BBVI), as in the Langevin sampler's loss.
+    """
+
+    partition: WeightPartition
+    likelihood: AbstractLikelihood
+    inputs: GroupInputs
+    prior_mean: Float[Array, " ns"]
+    w_d: Float[Array, " nd"]
+    prior_scale: float = eqx.field(static=True)
+    full_covariance: bool = eqx.field(static=True, default=False)
+    reoptimise: bool = eqx.field(static=True, default=False)
+    particles: int = eqx.field(static=True, default=0)
+    beta: float = eqx.field(static=True, default=1.0)
+
+    def prior(self) -> dist.Distribution:
+        if self.full_covariance:
+            n = self.prior_mean.shape[0]
+            tril = self.prior_scale * jnp.eye(n, dtype=self.prior_mean.dtype)
+            return dist.MultivariateNormal(self.prior_mean, scale_tril=tril)
+        return dist.Normal(self.prior_mean, self.prior_scale).to_event(1)
+
+    def __call__(
+        self, y: Float[Array, "B T ny"], group: Int[Array, " B"], scale: Float[Array, ""]
+    ) -> None:
+        with handlers.scale(scale=self.beta):
+            if self.particles:
+                with numpyro.plate("particles", self.particles):
+                    w_s = numpyro.sample("w", self.prior())
+            else:
+                w_s = numpyro.sample("w", self.prior())[None]
+        w_d = numpyro.param("w_d", self.w_d) if self.reoptimise else self.w_d
+        w = jax.vmap(self.partition.join, in_axes=(0, None))(w_s, w_d)
+        pred = predict_ensemble(self.partition, w, self.inputs)
+        # loss is the mean over weight vectors of -log p(D | w) (or the ensemble's score): the
+        # factor is the sum, matching the prior's sum over the plate.
+        numpyro.factor("data", -w_s.shape[0] * self.likelihood.loss(pred, y, group, scale))
