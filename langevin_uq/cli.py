@@ -22,17 +22,22 @@ app = typer.Typer(
 )
 
 SYSTEMS = ("ou", "schlogl", "hyperelastic", "viscoelastic")
-AVAILABLE = ("ou",)
+SIMULATORS = ("ou", "schlogl")
+DEMOS = ("ou",)
 
 
-def _system(name: str) -> str:
+def _system(name: str, available: tuple[str, ...]) -> str:
     if name not in SYSTEMS:
         raise ConfigError(f"unknown system {name!r}; use one of {', '.join(SYSTEMS)}")
-    if name not in AVAILABLE:
+    if name not in available:
         raise ConfigError(
-            f"system {name!r} is not available yet; available: {', '.join(AVAILABLE)}"
+            f"system {name!r} is not available yet here; available: {', '.join(available)}"
         )
     return name
+
+
+_OU_OPTIONS = ("theta_mean", "theta_sd", "mu_mean", "mu_sd", "noise_sd")
+_SCHLOGL_OPTIONS = ("k1", "k2", "k3", "k4", "a", "b")
 
 
 @app.command()
@@ -41,27 +46,60 @@ def simulate(
     out: Annotated[Path, typer.Option(help="trajectory file to write (.nc or .npz)")],
     n: Annotated[int, typer.Option(help="number of trajectories")] = 1024,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    theta_mean: Annotated[float, typer.Option(help="OU: mean of the decay rate theta")] = 1.0,
-    theta_sd: Annotated[float, typer.Option(help="OU: sd of theta")] = 0.15,
-    mu_mean: Annotated[float, typer.Option(help="OU: mean of the long-time level mu")] = 1.0,
-    mu_sd: Annotated[float, typer.Option(help="OU: sd of mu")] = 0.15,
-    x0: Annotated[float, typer.Option(help="OU: initial state, shared by all trajectories")] = 0.0,
-    n_times: Annotated[int, typer.Option(help="OU: number of observation times")] = 50,
-    t_end: Annotated[float, typer.Option(help="OU: last observation time (first is 0)")] = 5.0,
-    noise_sd: Annotated[float, typer.Option(help="OU: sd of added observation noise")] = 0.0,
+    x0: Annotated[
+        float | None,
+        typer.Option(
+            help="initial state shared by all trajectories (OU: 0; Schloegl: copy number X(0), 250)"
+        ),
+    ] = None,
+    n_times: Annotated[
+        int | None, typer.Option(help="number of observation times (OU: 50; Schloegl: 51)")
+    ] = None,
+    t_end: Annotated[
+        float | None, typer.Option(help="last observation time, first is 0 (OU: 5; Schloegl: 10)")
+    ] = None,
+    theta_mean: Annotated[float | None, typer.Option(help="OU: mean of the rate theta [1]")] = None,
+    theta_sd: Annotated[float | None, typer.Option(help="OU: sd of theta [0.15]")] = None,
+    mu_mean: Annotated[float | None, typer.Option(help="OU: mean of the level mu [1]")] = None,
+    mu_sd: Annotated[float | None, typer.Option(help="OU: sd of mu [0.15]")] = None,
+    noise_sd: Annotated[float | None, typer.Option(help="OU: sd of observation noise [0]")] = None,
+    k1: Annotated[float | None, typer.Option(help="Schloegl: rate of A + 2X -> 3X [3e-7]")] = None,
+    k2: Annotated[float | None, typer.Option(help="Schloegl: rate of 3X -> A + 2X [1e-4]")] = None,
+    k3: Annotated[float | None, typer.Option(help="Schloegl: rate of B -> X [1e-3]")] = None,
+    k4: Annotated[float | None, typer.Option(help="Schloegl: rate of X -> B [3.5]")] = None,
+    a: Annotated[float | None, typer.Option(help="Schloegl: copy number of A [1e5]")] = None,
+    b: Annotated[float | None, typer.Option(help="Schloegl: copy number of B [2e5]")] = None,
 ) -> None:
     """Simulate a demonstration system and write its trajectories."""
     import jax.random as jr
 
     from .data import save_trajectories
-    from .systems.ou import OUSystem, simulate_ou
 
-    _system(system)
-    if noise_sd < 0:
-        raise ConfigError(f"--noise-sd must be >= 0, got {noise_sd}")
-    spec = OUSystem(theta_mean=theta_mean, theta_sd=theta_sd, mu_mean=mu_mean, mu_sd=mu_sd,
-                    x0=x0, n=n, n_times=n_times, t_end=t_end)  # fmt: skip
-    save_trajectories(simulate_ou(spec, jr.key(seed), noise_sd=noise_sd), out)
+    _system(system, SIMULATORS)
+    given = {k: v for k, v in locals().items() if v is not None and k in
+             (*_OU_OPTIONS, *_SCHLOGL_OPTIONS, "x0", "n_times", "t_end")}  # fmt: skip
+    foreign = _SCHLOGL_OPTIONS if system == "ou" else _OU_OPTIONS
+    for name in foreign:
+        if name in given:
+            raise ConfigError(
+                f"option --{name.replace('_', '-')} does not apply to system {system!r}"
+            )
+    if system == "ou":
+        from .systems.ou import OUSystem, simulate_ou
+
+        noise = given.pop("noise_sd", 0.0)
+        if noise < 0:
+            raise ConfigError(f"--noise-sd must be >= 0, got {noise}")
+        data = simulate_ou(OUSystem(n=n, **given), jr.key(seed), noise_sd=noise)
+    else:
+        from .systems.schlogl import SchloglSystem, simulate_schlogl
+
+        if "x0" in given:
+            if given["x0"] != int(given["x0"]) or given["x0"] < 0:
+                raise ConfigError(f"--x0 must be a whole copy number >= 0, got {given['x0']}")
+            given["x0"] = int(given["x0"])
+        data = simulate_schlogl(SchloglSystem(n=n, **given), jr.key(seed))
+    save_trajectories(data, out)
     typer.echo(f"wrote {n} {system} trajectories to {out}")
 
 
@@ -171,7 +209,7 @@ def demo(
     """Simulate, fit with each likelihood, and report, in one go."""
     from .demos import run_ou_demo
 
-    _system(system)
+    _system(system, DEMOS)
     run_ou_demo(out, quick=quick, seed=seed, progress=progress, echo=typer.echo)
 
 

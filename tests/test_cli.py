@@ -314,11 +314,25 @@ def test_simulate_same_seed_same_data(tmp_path, cli):
     assert not np.array_equal(a, c)
 
 
+def test_simulate_schlogl(tmp_path, cli):
+    out = tmp_path / "s.nc"
+    args = ("--n", 6, "--n-times", 5, "--t-end", 1.0, "--x0", 40, "--a", 1e4, "--b", 2e4)
+    code, _, err = cli("simulate", "schlogl", "--out", out, *args, "--k1", 3e-6)
+    assert code == 0, err
+    data = load_trajectories(out)
+    assert data.y.shape == (6, 5, 1)
+    np.testing.assert_array_equal(data.y[:, 0, 0], 40)
+    np.testing.assert_array_equal(data.y, np.round(data.y))
+
+
 @pytest.mark.parametrize(
     ("args", "mention"),
     [
-        (("schlogl",), "schlogl"),
         (("hyperelastic",), "hyperelastic"),
+        (("schlogl", "--theta-mean", 2), "--theta-mean"),
+        (("ou", "--k1", 1e-7), "--k1"),
+        (("schlogl", "--x0", 2.5), "x0"),
+        (("schlogl", "--k2", -1), "k2"),
         (("lorenz",), "lorenz"),
         (("ou", "--n", 0), "n"),
         (("ou", "--noise-sd", -1), "noise"),
