@@ -668,12 +668,15 @@ def test_demo_ou_quick(tmp_path, cli):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     table = (out / "parameter_table.txt").read_text()
     assert "analytic" in table
-    for kind in ("energy-score", "marginal-mixture", "gaussian"):
-        assert kind in table
-        run = out / kind
+    fits = [("ls", k) for k in ("energy-score", "marginal-mixture", "gaussian")]
+    fits += [("bbvi-full", "energy-score"), ("bbvi-full", "marginal-mixture")]
+    for method, kind in fits:
+        assert (f"LS {kind}" if method == "ls" else f"BBVI-FULL {kind}") in table
+        run = out / (kind if method == "ls" else f"{method}-{kind}")
         for name in ("config.toml", "history.csv", "checkpoint.eqx", "samples.npz"):
             assert (run / name).is_file(), (kind, name)
-        assert Config.load(run / "config.toml").likelihood.kind == kind
+        config = Config.load(run / "config.toml")
+        assert (config.method.kind, config.likelihood.kind) == (method, kind)
         assert (run / "report" / "summary.md").is_file()
     assert load_trajectories(out / "data.nc").n_trajectories > 0
 

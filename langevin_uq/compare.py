@@ -1,0 +1,178 @@
+"""Side-by-side comparison of posterior methods on one data set (the baselines of Sec. 4).
+
+Every method fits the same data model, likelihood and prior (only ``[method] kind`` differs), so
+differences in the table are differences of the methods. Per method the table gives the wall
+time of the fit, held-out scores of its predictive ensemble (W1 per time, Eq. 27, as mean and
+max over time; 50/90 % band coverage; energy score), NUTS's R-hat, ESS per second and
+divergences, and the weights' statistics: against an analytic law for two weights, and against
+NUTS (when it ran) for any number of weights.
+"""
+
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import jax.random as jr
+import numpy as np
+
+from . import metrics
+from ._atomic import write_text_atomic
+from .config import METHODS, Config
+from .data import Trajectories
+from .errors import ConfigError
+from .report import group_scores, predict_per_group
+from .run import FittedRun, fit, sample_weights
+
+SD_RATIO_BAND = (0.8, 1.25)
+"""Per-weight sd ratios against NUTS inside this band count as agreeing (issue 3, item 2)."""
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    """``"ls,bbvi-full"`` -> ``("ls", "bbvi-full")``, refusing unknown or repeated names."""
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not methods:
+        raise ConfigError("--methods names no method; use a comma-separated list of " +
+                          ", ".join(METHODS))  # fmt: skip
+    for m in methods:
+        if m not in METHODS:
+            raise ConfigError(f"unknown method {m!r} in --methods; use {', '.join(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise ConfigError(f"--methods names a method twice: {text}")
+    return methods
+
+
+def agreement_with_reference(
+    w: np.ndarray, w_ref: np.ndarray, y_rep: np.ndarray, y_ref: np.ndarray, spread: np.ndarray
+) -> dict[str, float]:
+    """How closely a method's posterior matches a reference posterior (NUTS).
+
+    Args:
+        w, w_ref: stochastic-weight draws ``(M, ns)`` of the method and the reference.
+        y_rep, y_ref: their predictive ensembles for the same groups, ``(M, G, T, ny)``.
+        spread: the data's standard deviation per group, time and output ``(G, T, ny)``.
+
+    Returns:
+        the fraction of weights whose sd ratio lies in `SD_RATIO_BAND`, the median and the
+        extreme sd ratios, the largest mean difference in reference sds, and the largest
+        predictive W1 between the two ensembles relative to the data's spread over groups,
+        times and outputs (times where the data have no spread are skipped).
+    """
+    ratio = w.std(axis=0, ddof=1) / w_ref.std(axis=0, ddof=1)
+    shift = np.abs(w.mean(axis=0) - w_ref.mean(axis=0)) / w_ref.std(axis=0, ddof=1)
+    lo, hi = SD_RATIO_BAND
+    w1 = np.stack([metrics.w1_over_time(y_ref[:, g], y_rep[:, g]) for g in range(y_rep.shape[1])])
+    scale = np.max(spread)
+    informative = spread > 1e-6 * max(scale, 1e-30)
+    relative = np.where(informative, w1 / np.where(informative, spread, 1.0), 0.0)
+    return {
+        "sd ratio in band": float(np.mean((ratio >= lo) & (ratio <= hi))),
+        "sd ratio median": float(np.median(ratio)),
+        "sd ratio min": float(np.min(ratio)),
+        "sd ratio max": float(np.max(ratio)),
+        "mean shift max (ref sd)": float(np.max(shift)),
+        "predictive W1 / spread max": float(np.max(relative)),
+    }
+
+
+def compare_methods(
+    data: Trajectories,
+    config: Config,
+    methods: Sequence[str],
+    out: str | Path,
+    *,
+    held_out: Trajectories | None = None,
+    reference: Mapping[str, object] | None = None,
+    n_samples: int | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] = print,
+) -> dict[str, dict]:
+    """Fit each method on ``data`` and write ``comparison.md`` and ``comparison.csv``.
+
+    Args:
+        data: the training trajectories.
+        config: the configuration shared by all methods (``method.kind`` is replaced).
+        methods: names from `langevin_uq.config.METHODS`.
+        out: directory that receives one run directory per method and the tables; a method's
+            earlier run directory there is replaced.
+        held_out: trajectories to score the predictive ensembles on (default: ``data``, which
+            the table then calls in-sample).
+        reference: analytic law of two stochastic weights (``mean``, ``sd``, ``corr``), e.g.
+            `langevin_uq.systems.ou.OUWeightLaw`'s.
+        n_samples: posterior draws per method (default ``sampler.posterior_samples``).
+        progress: show each fit's progress bar.
+        echo: where to print the progress lines and the final tables.
+
+    Returns:
+        per method: the summary numbers of its row, its draws of ``w_S`` (``"w_s"``) and its
+        predictive ensemble on the held-out groups (``"y_rep"``).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    scored = held_out if held_out is not None else data
+    n = n_samples or config.sampler.posterior_samples
+    results: dict[str, dict] = {}
+    for i, kind in enumerate(methods):
+        run_dir = out / kind
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        t0 = time.perf_counter()
+        run = fit(data, config.replace(method={"kind": kind}), run_dir=run_dir, progress=progress)
+        seconds = time.perf_counter() - t0
+        w = np.asarray(sample_weights(run, n, jr.fold_in(jr.key(config.train.seed), 100 + i)))
+        y_rep, members = predict_per_group(run, scored, w)
+        scores, curve = group_scores(y_rep, scored, members)
+        row = {"wall seconds": seconds, **scores, **_nuts_columns(run)}
+        results[kind] = {"row": row, "w_s": w[:, np.asarray(run.partition.stochastic_mask)],
+                         "y_rep": y_rep, "w1_curve": curve, "members": members}  # fmt: skip
+        echo(f"{kind}: {seconds:.1f} s")
+    text = _tables(results, scored, reference, held_out is None)
+    write_text_atomic(out / "comparison.md", text)
+    write_text_atomic(out / "comparison.csv", _csv(results))
+    echo(text)
+    return results
+
+
+def _nuts_columns(run: FittedRun) -> dict[str, float]:
+    d = run.diagnostics
+    if d is None:
+        return {"ESS/s (min)": np.nan, "R-hat max": np.nan, "divergences": np.nan}
+    return {"ESS/s (min)": d["ess_per_second_min"], "R-hat max": d["r_hat_max"],
+            "divergences": float(d["divergences"])}  # fmt: skip
+
+
+def _tables(results, scored: Trajectories, reference, in_sample: bool) -> str:
+    columns = list(next(iter(results.values()))["row"])
+    where = "in-sample (no held-out data given)" if in_sample else "held-out"
+    lines = [f"# Method comparison ({where} scores)", "", *_header(columns)]
+    for kind, res in results.items():
+        cells = ["-" if np.isnan(v) else f"{v:.4g}" for v in res["row"].values()]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    n_s = next(iter(results.values()))["w_s"].shape[1]
+    if n_s == 2:
+        table = metrics.parameter_table({k: r["w_s"] for k, r in results.items()}, reference)
+        lines += ["", "Stochastic weights:", "", "```", metrics.format_parameter_table(table),
+                  "```"]  # fmt: skip
+    if "nuts" in results and len(results) > 1:
+        ref = results["nuts"]
+        members = ref["members"]
+        spread = np.stack([scored.y[g].std(axis=0) for g in members])
+        rows = {k: agreement_with_reference(r["w_s"], ref["w_s"], r["y_rep"], ref["y_rep"],
+                                            spread)
+                for k, r in results.items() if k != "nuts"}  # fmt: skip
+        cols = list(next(iter(rows.values())))
+        lines += ["", f"Against NUTS ({n_s} stochastic weights):", "", *_header(cols)]
+        lines += [f"| {k} | " + " | ".join(f"{v:.4g}" for v in r.values()) + " |"
+                  for k, r in rows.items()]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _header(columns) -> list[str]:
+    return ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+
+
+def _csv(results) -> str:
+    columns = list(next(iter(results.values()))["row"])
+    lines = [",".join(["method", *columns])]
+    lines += [",".join([k, *(f"{v:.9g}" for v in r["row"].values())]) for k, r in results.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,80 @@
+"""The method comparison: its table, its agreement measures and its command."""
+
+import numpy as np
+import pytest
+from conftest import TINY_TOML
+
+from langevin_uq.compare import agreement_with_reference, parse_methods
+from langevin_uq.errors import ConfigError
+
+
+def test_parse_methods():
+    assert parse_methods("ls, bbvi-full,nuts") == ("ls", "bbvi-full", "nuts")
+    for bad in ("", "ls,mcmc", "ls,ls"):
+        with pytest.raises(ConfigError):
+            parse_methods(bad)
+
+
+def test_agreement_of_a_posterior_with_itself_and_with_a_wider_one():
+    rng = np.random.default_rng(0)
+    w_ref = rng.normal(size=(4000, 10))
+    y_ref = rng.normal(size=(4000, 1, 5, 1))
+    spread = np.ones((1, 5, 1))
+    same = agreement_with_reference(w_ref, w_ref, y_ref, y_ref, spread)
+    assert same["sd ratio in band"] == 1.0 and same["sd ratio median"] == pytest.approx(1.0)
+    assert same["mean shift max (ref sd)"] == 0.0 and same["predictive W1 / spread max"] == 0.0
+    # Twice as wide in the first 3 weights: exactly those leave the band. A predictive ensemble
+    # shifted by 0.5 data sds is 0.5 spreads away in W1.
+    wide = w_ref * np.r_[[2.0] * 3, [1.0] * 7]
+    out = agreement_with_reference(wide, w_ref, y_ref + 0.5, y_ref, spread)
+    assert out["sd ratio in band"] == pytest.approx(0.7)
+    assert out["sd ratio max"] == pytest.approx(2.0)
+    assert out["predictive W1 / spread max"] == pytest.approx(0.5, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, data_file, cli):
+    d = tmp_path_factory.mktemp("compare")
+    config = d / "c.toml"
+    config.write_text(TINY_TOML + '\n[likelihood]\nkind = "gaussian"\n\n[method]\nparticles = 8\n'
+                      "warmup = 30\nsamples = 20\nchains = 2\n")  # fmt: skip
+    methods = ("--methods", "ls,bbvi-meanfield,nuts")
+    code, out, err = cli("compare", data_file, "--config", config, "--out", d / "out",
+                         *methods, "--n", 20, "--no-progress")  # fmt: skip
+    assert code == 0, err
+    return d / "out", out
+
+
+def test_compare_writes_one_table(compared):
+    out, stdout = compared
+    text = (out / "comparison.md").read_text()
+    assert text.strip() in stdout
+    assert "in-sample" in text and "Against NUTS (2 stochastic weights)" in text
+    rows = [line.split(",") for line in (out / "comparison.csv").read_text().splitlines()]
+    assert rows[0][:3] == ["method", "wall seconds", "W1 mean over time"]
+    assert [r[0] for r in rows[1:]] == ["ls", "bbvi-meanfield", "nuts"]
+    nuts = dict(zip(rows[0], rows[3], strict=True))
+    assert float(nuts["ESS/s (min)"]) > 0 and float(nuts["divergences"]) >= 0
+    for kind in ("ls", "bbvi-meanfield", "nuts"):
+        assert (out / kind / "samples.npz").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "mention"),
+    [(("--methods", "ls,mcmc"), "mcmc"), (("--methods", ""), "method"), (("--n", 1), "--n")],
+)
+def test_compare_refuses(tmp_path, data_file, cli, args, mention):
+    from test_cli import assert_refused
+
+    assert_refused(cli("compare", data_file, "--out", tmp_path / "o", *args), mention)
+    assert not (tmp_path / "o").exists()
+
+
+def test_compare_refuses_nuts_with_the_energy_score_before_fitting(tmp_path, data_file, cli):
+    from test_cli import assert_refused
+
+    config = tmp_path / "c.toml"
+    config.write_text('[likelihood]\nkind = "energy-score"\n')
+    args = ("--config", config, "--methods", "ls,nuts", "--out", tmp_path / "o")
+    assert_refused(cli("compare", data_file, *args), "energy score")
+    assert not (tmp_path / "o").exists()
