@@ -28,6 +28,7 @@ format: venv
 
 bench: venv
 	$(BIN)/python bench/bench_sampler.py
+	$(BIN)/python bench/bench_methods.py
 
 clean:
 	rm -rf $(VENV) demo-ou
