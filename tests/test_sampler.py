@@ -171,7 +171,7 @@ def test_gaussian_likelihood_recovers_exact_posterior(seed):
     })  # fmt: skip
     run = fit(data, cfg)
     w = np.asarray(sample_weights(run, 8000, jr.key(5)), np.float64)
-    prior_var = run.sampler.prior.marginal_variance(1.0, cfg.sampler.init_noise)
+    prior_var = run.posterior.sampler.prior.marginal_variance(1.0, cfg.sampler.init_noise)
     mean, sd, corr = _grid_posterior(data, sigma, prior_var, np.asarray(run.w_mle, np.float64))
     # Monte Carlo error of 8000 draws is ~1 % in the sds; the tolerances are the issue's.
     assert np.all(np.abs(w.mean(0) - mean) < 0.2 * sd), (w.mean(0), mean, sd)
