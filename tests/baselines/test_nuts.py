@@ -64,3 +64,26 @@ def test_nuts_refuses_what_it_cannot_sample(changes):
     raw = {"method": {"kind": "nuts"}, **changes}
     with pytest.raises(ConfigError, match="nuts"):
         Config.from_dict(raw)
+
+
+def test_chains_run_in_parallel_on_several_devices(tmp_path, data_file, config_file):
+    """With as many devices as chains, the chains run one per device (here: two host devices
+    forced through XLA_FLAGS in a fresh process, as on a multi-GPU machine)."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "nuts.toml"
+    method = '[method]\nkind = "nuts"\nwarmup = 20\nsamples = 10\nchains = 2\n'
+    config.write_text(config_file.read_text() + '\n[likelihood]\nkind = "gaussian"\n\n' + method)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    run = tmp_path / "run"
+    code = "from langevin_uq.cli import main; main()"
+    args = ["fit", str(data_file), "--config", str(config), "--out", str(run), "--no-progress"]
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    diagnostics = json.loads((run / "nuts.json").read_text())
+    assert diagnostics["chain_method"] == "parallel"
+    with np.load(run / "nuts.npz") as f:
+        assert f["w"].shape[:2] == (2, 10)
