@@ -65,3 +65,16 @@ def test_init_params_constrain_back(full):
     q = bbvi.posterior(params, full)
     np.testing.assert_allclose(q.loc, loc)
     np.testing.assert_allclose(q.scale_tril, 0.03 * np.eye(3), rtol=1e-5, atol=1e-7)
+
+
+def test_bll_reopt_optimises_the_deterministic_weights(tmp_path):
+    """With ``bll-reopt`` the guide covers the last layer and ``w_D`` is trained with it."""
+    config = tiny_config(model={"R_hidden": [4]}, partition={"variant": "bll-reopt"},
+                       method={"kind": "bbvi-meanfield", "particles": 8})  # fmt: skip
+    run = fit(noisy_ou(), config, run_dir=tmp_path / "run")
+    w_d_mle = np.asarray(run.partition.split(run.w_mle)[1])
+    assert run.partition.n_stochastic == 5 and w_d_mle.size == 8
+    assert not np.array_equal(np.asarray(run.w_d), w_d_mle)
+    np.testing.assert_array_equal(load_run(tmp_path / "run").w_d, run.w_d)
+    w = np.asarray(sample_weights(run, 4, jr.key(0)))
+    np.testing.assert_array_equal(w[:, ~np.asarray(run.partition.stochastic_mask)][0], run.w_d)
