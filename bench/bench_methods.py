@@ -27,9 +27,8 @@ CONFIG = {
 
 
 def main() -> None:
-    print(
-        f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.local_device_count()} device(s)"
-    )
+    devices = jax.local_device_count()
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {devices} device(s)")
     data = simulate_ou(OUSystem(n=64, n_times=20), jr.key(0), noise_sd=0.05)
     base = Config.from_dict(CONFIG)
     results = {}
