@@ -17,14 +17,10 @@ import numpy as np
 
 from langevin_uq._types import Array, Float, PRNGKeyArray
 from langevin_uq.data import Trajectories, from_arrays
-from langevin_uq.errors import ConfigError
+from langevin_uq.systems._checks import check_grid, observation_times
+from langevin_uq.systems._checks import require as _require
 
 __all__ = ["OUSystem", "OUWeightLaw", "ou_true_weights", "simulate_ou"]
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 def _check_moments(theta_mean, theta_sd, mu_mean, mu_sd) -> None:
@@ -67,22 +63,11 @@ class OUSystem(eqx.Module):
     def __check_init__(self) -> None:
         _check_moments(self.theta_mean, self.theta_sd, self.mu_mean, self.mu_sd)
         _require(math.isfinite(self.x0), f"x0 must be finite but is {self.x0!r}.")
-        for name, least in [("n", 1), ("n_times", 2)]:
-            value = getattr(self, name)
-            _require(
-                isinstance(value, int | np.integer)
-                and not isinstance(value, bool)
-                and value >= least,
-                f"{name} must be an integer >= {least} but is {value!r}.",
-            )
-        _require(
-            math.isfinite(self.t_end) and self.t_end > 0,
-            f"t_end must be finite and > 0 but is {self.t_end!r}.",
-        )
+        check_grid(self.n, self.n_times, self.t_end)
 
     def times(self) -> Float[np.ndarray, " T"]:
         """Observation times ``linspace(0, t_end, n_times)`` as float32."""
-        return np.linspace(0.0, self.t_end, self.n_times, dtype=np.float32)
+        return observation_times(self.t_end, self.n_times)
 
 
 def _draw_theta_mu(

@@ -24,18 +24,11 @@ import numpy as np
 
 from langevin_uq._types import Float, PRNGKeyArray
 from langevin_uq.data import Trajectories, from_arrays
-from langevin_uq.errors import ConfigError
+from langevin_uq.systems._checks import check_grid, observation_times
+from langevin_uq.systems._checks import is_count as _is_count
+from langevin_uq.systems._checks import require as _require
 
 __all__ = ["SchloglSystem", "simulate_schlogl"]
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 class SchloglSystem(eqx.Module):
@@ -90,22 +83,15 @@ class SchloglSystem(eqx.Module):
             self.k2 > 0 or self.k1 * self.a == 0,
             f"k2 must be > 0 when k1 * a > 0, or X grows without bound, but is {self.k2!r}.",
         )
-        for name, least in [("x0", 0), ("n", 1), ("n_times", 2)]:
-            value = getattr(self, name)
-            _require(
-                _is_count(value) and value >= least,
-                f"{name} must be an integer >= {least} but is {value!r}.",
-            )
         _require(
-            isinstance(self.t_end, int | float | np.integer | np.floating)
-            and math.isfinite(self.t_end)
-            and self.t_end > 0,
-            f"t_end must be finite and > 0 but is {self.t_end!r}.",
+            _is_count(self.x0) and self.x0 >= 0,
+            f"x0 must be an integer >= 0 but is {self.x0!r}.",
         )
+        check_grid(self.n, self.n_times, self.t_end)
 
     def times(self) -> Float[np.ndarray, " T"]:
         """Observation times ``linspace(0, t_end, n_times)`` as float32."""
-        return np.linspace(0.0, self.t_end, self.n_times, dtype=np.float32)
+        return observation_times(self.t_end, self.n_times)
 
     def propensities(self, x: Float[np.ndarray, "*batch"]) -> Float[np.ndarray, "*batch 4"]:
         """The propensities (a1, a2, a3, a4) of the four reactions at copy numbers `x`, in float64
