@@ -241,12 +241,16 @@ def fit(
 
     s, tr, method = config.sampler, config.train, config.method
     w_s_mle, w_d_mle = partition.split(w_mle)
-    if method.kind == "nuts":
+    if method.kind != "ls":
+        bbvi_run = method.kind.startswith("bbvi")
         model = ProbabilisticModel(
             partition=partition, likelihood=likelihood, inputs=inputs,
             prior_mean=_prior_mean(config, w_s_mle), w_d=w_d_mle,
-            prior_scale=config.prior.scale, beta=tr.beta,
+            prior_scale=config.prior.scale, full_covariance=method.kind == "bbvi-full",
+            reoptimise=partition.reoptimise_deterministic,
+            particles=method.particles if bbvi_run else 0, beta=tr.beta,
         )  # fmt: skip
+    if method.kind == "nuts":
         result = run_nuts(
             model, train_arrays.y, train_arrays.group, w_s_mle, _keys(tr.seed)["train"],
             warmup=method.warmup, samples=method.samples, chains=method.chains,
@@ -269,15 +273,10 @@ def fit(
                 gamma0=s.gamma0, anneal_epochs=s.anneal_epochs,
             )  # fmt: skip
         else:
-            full, n = method.kind == "bbvi-full", method.particles
-            model = ProbabilisticModel(
-                partition=partition, likelihood=likelihood, inputs=inputs,
-                prior_mean=_prior_mean(config, w_s_mle), w_d=w_d_mle,
-                prior_scale=config.prior.scale, full_covariance=full,
-                reoptimise=partition.reoptimise_deterministic, particles=n, beta=tr.beta,
-            )  # fmt: skip
+            guide = bbvi.GaussianGuide(full=model.full_covariance, particles=model.particles,
+                                       beta=model.beta)  # fmt: skip
             objective = bbvi.BBVIObjective(
-                model=model, guide=bbvi.GaussianGuide(full=full, particles=n, beta=tr.beta),
+                model=model, guide=guide,
                 train=train_arrays, validation=val_arrays, batch=tr.batch_trajectories,
             )  # fmt: skip
         optimiser = _optimiser(tr)
