@@ -8,12 +8,25 @@ The public API: load data, configure, fit, sample weights, predict.
     y = predict(run, data, w)
 """
 
-from .config import Config
-from .data import Scaler, Trajectories, from_arrays, load_trajectories, save_trajectories
-from .errors import ConfigError, DataError, LangevinUQError, RunDirError, TrainingDivergedError
-from .run import FittedRun, fit, load_run, predict, sample_weights
-
 __version__ = "0.1.0"
+
+from .config import Config
+from .data import (
+    Scaler,
+    Trajectories,
+    from_arrays,
+    load_trajectories,
+    save_trajectories,
+)
+from .errors import (
+    ConfigError,
+    DataError,
+    LangevinUQError,
+    RunDirError,
+    TrainingDivergedError,
+    TrainingInterrupted,
+)
+from .run import FittedRun, fit, load_run, predict, sample_weights
 
 __all__ = [
     "Config",
@@ -24,6 +37,7 @@ __all__ = [
     "RunDirError",
     "Scaler",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "Trajectories",
     "fit",
     "from_arrays",

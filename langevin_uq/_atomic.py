@@ -36,3 +36,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def remove_stale_temporaries(directory: str | os.PathLike, names: tuple[str, ...]) -> None:
+    """Delete `atomic_path` temporaries of ``names`` left in ``directory`` by a killed writer."""
+    for name in names:
+        stem, suffix = Path(name).stem, Path(name).suffix
+        for tmp in Path(directory).glob(f".{stem}.*{suffix}"):
+            tmp.unlink(missing_ok=True)

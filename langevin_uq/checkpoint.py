@@ -2,9 +2,17 @@
 
 Checkpoints are `equinox.tree_serialise_leaves` of the training state (the skeleton to read them
 into is rebuilt from the resolved config), metadata is JSON, samples are a plain ``.npz`` read
-with ``allow_pickle=False``. Every file is written atomically.
+with ``allow_pickle=False``. Every file is written atomically (a reader sees the old file or the
+whole new one, whenever the writer is killed).
+
+Checkpoints and array files carry a SHA-256 of their content, verified on every load: a file
+that was truncated, corrupted or edited is refused with `RunDirError`, never half-read. A
+checkpoint is ``MAGIC``, the hex digest of the payload and a newline, then the payload; an
+``.npz`` holds the digest of its other arrays (names, dtypes, shapes and bytes) as ``sha256``.
 """
 
+import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -24,20 +32,37 @@ CONFIG = "config.toml"
 HISTORY = "history.csv"
 NUTS = "nuts.npz"
 DIAGNOSTICS = "nuts.json"
+MAGIC = b"langevin-uq checkpoint 1\n"
+DIGEST = "sha256"
 
 
 def save_state(path: Path, state) -> None:
+    """Write a training state (any pytree of arrays) with its checksum, atomically."""
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, state)
+    payload = buffer.getvalue()
     with atomic_path(path) as tmp:
-        eqx.tree_serialise_leaves(tmp, state)
+        tmp.write_bytes(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
 
 
 def load_state(path: Path, like):
-    if not path.exists():
-        raise RunDirError(f"{path.parent} holds no checkpoint ({path.name} is missing)")
+    """Read a state written by `save_state` into the structure of ``like``, checksum verified."""
     try:
-        return eqx.tree_deserialise_leaves(path, like)
-    except Exception as err:  # a truncated or foreign file: name it, never crash
-        raise RunDirError(f"checkpoint {path} cannot be read: {err}") from None
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise RunDirError(f"{path.parent} holds no checkpoint ({path.name} is missing)") from None
+    except OSError as err:
+        raise RunDirError(f"checkpoint {path} cannot be read: {err.strerror or err}") from None
+    header = len(MAGIC) + 65
+    if not raw.startswith(MAGIC) or len(raw) < header or raw[header - 1 : header] != b"\n":
+        raise RunDirError(f"checkpoint {path} is not a langevin-uq checkpoint of this version")
+    digest, payload = raw[len(MAGIC) : header - 1].decode("ascii", "replace"), raw[header:]
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise RunDirError(f"checkpoint {path} is corrupted or was modified (checksum mismatch)")
+    try:
+        return eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
+    except Exception as err:  # a valid file of another model: name it, never crash
+        raise RunDirError(f"checkpoint {path} does not fit this run's model: {err}") from None
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:
@@ -55,19 +80,38 @@ def read_json(path: Path) -> dict[str, Any]:
         raise RunDirError(f"{path} cannot be read: {err}") from None
 
 
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of ``arrays`` (in name order)."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def save_arrays(path: Path, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` as an ``.npz`` with their checksum (entry ``sha256``), atomically."""
+    arrays = {name: np.asarray(a) for name, a in arrays.items()}
     with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays, **{DIGEST: np.asarray(arrays_digest(arrays))})
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Read an ``.npz`` written by `save_arrays`; its checksum must match (no pickle)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+            arrays = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise RunDirError(f"{path} does not exist") from None
-    except (OSError, ValueError) as err:
-        raise RunDirError(f"{path} cannot be read: {err}") from None
+    except Exception as err:  # zip, header or pickle-refusal errors: name the file, never crash
+        raise RunDirError(f"{path} cannot be read as an .npz file: {err}") from None
+    digest = arrays.pop(DIGEST, None)
+    if digest is None or digest.ndim != 0 or not digest.dtype.kind == "U":
+        raise RunDirError(f"{path} carries no checksum; it was not written by langevin-uq")
+    if str(digest) != arrays_digest(arrays):
+        raise RunDirError(f"{path} is corrupted or was modified (checksum mismatch)")
+    return arrays
 
 
 def save_samples(

@@ -2,16 +2,18 @@
 
 Thin by design: parse options, call the library, write files. Any `LangevinUQError` (bad data,
 bad config, a run directory that does not fit) becomes one plain sentence on stderr and exit
-status 2, without a traceback.
+status 2, without a traceback; Ctrl-C becomes exit status 130 (after training saved its
+checkpoint, when it was training).
 """
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .errors import ConfigError, LangevinUQError
+from .errors import ConfigError, LangevinUQError, TrainingInterrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -129,7 +131,8 @@ def fit(
         cfg = Config()
     if seed is not None:
         cfg = cfg.replace(train={"seed": seed})
-    run = fit_run(traj, cfg, run_dir=out, resume=resume, progress=progress)
+    with _stop_on_interrupt():
+        run = fit_run(traj, cfg, run_dir=out, resume=resume, progress=progress)
     if run.diagnostics is not None:
         d = run.diagnostics
         typer.echo(
@@ -232,8 +235,9 @@ def compare(
     held = load_trajectories(heldout) if heldout is not None else None
     if held is not None and held.n_outputs != traj.n_outputs:
         raise ConfigError(f"--heldout has {held.n_outputs} outputs but {data} has {traj.n_outputs}")
-    compare_methods(traj, cfg, kinds, out, held_out=held, n_samples=n, progress=progress,
-                    echo=typer.echo)  # fmt: skip
+    with _stop_on_interrupt():
+        compare_methods(traj, cfg, kinds, out, held_out=held, n_samples=n, progress=progress,
+                        echo=typer.echo)  # fmt: skip
 
 
 @app.command()
@@ -248,7 +252,8 @@ def demo(
     from .demos import run_ou_demo
 
     _system(system, DEMOS)
-    run_ou_demo(out, quick=quick, seed=seed, progress=progress, echo=typer.echo)
+    with _stop_on_interrupt():
+        run_ou_demo(out, quick=quick, seed=seed, progress=progress, echo=typer.echo)
 
 
 def main() -> None:
@@ -262,7 +267,19 @@ def main() -> None:
               if isinstance(err, OSError) else str(err))  # fmt: skip
 
 
-def _fail(message: str) -> None:
+@contextlib.contextmanager
+def _stop_on_interrupt():
+    """Ctrl-C: say what was kept and exit 130 (Typer alone would exit 130 silently)."""
+    try:
+        yield
+    except TrainingInterrupted as err:
+        _fail(str(err), status=130)
+    except KeyboardInterrupt:
+        _fail("interrupted", status=130)
+
+
+def _fail(message: str, status: int = 2) -> None:
     message = message.rstrip(".")
-    print(f"langevin-uq: error: {message}.", file=sys.stderr)
-    sys.exit(2)
+    kind = "error" if status == 2 else "stopped"
+    print(f"langevin-uq: {kind}: {message}.", file=sys.stderr)
+    sys.exit(status)

@@ -160,6 +160,9 @@ class TrainOptions:
     spread as wide as the prior, where a nonlinear model's likelihood is extreme; unclipped,
     those first gradients drive the drift into a collapsed state it does not leave (measured:
     posterior sds 0.2x the exact ones without clipping, 0.98x with it).
+    ``divergence_retries`` (Langevin sampler only): when the loss or the replicas become NaN or
+    infinite, continue from the last good state with ``sampler.dtau`` halved and
+    ``sampler.steps`` doubled (the same pseudo-time span), at most this many times.
     """
 
     epochs: int = 2000
@@ -174,6 +177,7 @@ class TrainOptions:
     batch_trajectories: int = 0
     seed: int = 0
     checkpoint_every: int = 100
+    divergence_retries: int = 0
     x64: bool = False
 
     def __post_init__(self):
@@ -196,6 +200,10 @@ class TrainOptions:
             )
         if self.mle_patience < 1:
             raise ConfigError(f"train.mle_patience must be at least 1, got {self.mle_patience}")
+        if self.divergence_retries < 0:
+            raise ConfigError(
+                f"train.divergence_retries must be >= 0, got {self.divergence_retries}"
+            )
 
 
 @dataclass(frozen=True)
@@ -320,6 +328,8 @@ def _section(factory, name: str, table: dict[str, Any]):
             raise ConfigError(
                 f"config key {name}.{key} = {value!r} should be a finite {expected.__name__}"
                 if expected is float
+                else f"config key {name}.{key} = {value!r} should be an int of at most {_MAX_INT}"
+                if expected is int and isinstance(value, int) and not isinstance(value, bool)
                 else f"config key {name}.{key} = {value!r} should be of type {expected.__name__}"
             )
     values = {
@@ -335,15 +345,21 @@ def _section(factory, name: str, table: dict[str, Any]):
     return factory(**values)
 
 
+_MAX_INT = 2**31 - 1  # sizes and counts become array shapes and int32 loop counters
+
+
 def _type_ok(value, expected, default) -> bool:
     if isinstance(value, bool) or expected is bool:
         return isinstance(value, bool) and expected is bool
+    if expected is int:
+        return isinstance(value, int) and abs(value) <= _MAX_INT
     if expected is float:
         return isinstance(value, int | float) and math.isfinite(value)
     if expected is list:
         inner = type(default[0]) if default else object
         return isinstance(value, list) and all(
-            isinstance(v, inner) and not isinstance(v, bool) for v in value
+            isinstance(v, inner) and not isinstance(v, bool) and (inner is not int or v <= _MAX_INT)
+            for v in value
         )
     if isinstance(default, str) and default == "auto":  # likelihood.sigma: "auto" or a number
         return isinstance(value, str) or (isinstance(value, int | float) and math.isfinite(value))

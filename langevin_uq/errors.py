@@ -2,7 +2,8 @@
 
 Every problem a user can cause (a malformed file, a bad config value, a run directory that does
 not hold a fit) raises a subclass of `LangevinUQError` whose message is one plain sentence naming
-the offending thing. The command line turns these into exit status 2 without a traceback.
+the offending thing. The command line turns these into exit status 2 without a traceback, and
+`TrainingInterrupted` (Ctrl-C during training, after the checkpoint is saved) into exit status 130.
 """
 
 
@@ -24,3 +25,11 @@ class RunDirError(LangevinUQError, ValueError):
 
 class TrainingDivergedError(LangevinUQError, RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT after finishing the current epochs and saving a checkpoint.
+
+    A `KeyboardInterrupt`, so code that already handles Ctrl-C keeps working; the message says
+    which epoch the checkpoint holds. ``fit(..., resume=True)`` continues the run exactly.
+    """

@@ -17,15 +17,17 @@ import jax.random as jr
 import numpy as np
 import optax
 
+from . import __version__
 from . import checkpoint as ckpt
-from ._atomic import write_text_atomic
+from ._atomic import remove_stale_temporaries, write_text_atomic
+from ._interrupt import deferred_sigint
 from ._types import Array, Float, PRNGKeyArray
 from .baselines import bbvi
 from .baselines.model import ProbabilisticModel
 from .baselines.nuts import run_nuts
 from .config import Config
 from .data import Scaler, Trajectories, split
-from .errors import ConfigError, RunDirError, TrainingDivergedError
+from .errors import ConfigError, RunDirError, TrainingDivergedError, TrainingInterrupted
 from .likelihoods import build_likelihood
 from .model import build_model
 from .posterior import AbstractPosterior, EmpiricalPosterior, LangevinPosterior
@@ -45,10 +47,13 @@ HISTORY_COLUMNS = (
     "gamma",
     "grad_norm",
 )
-_FORMAT = 1
-RESUMABLE = ("epochs", "lr")
+_FORMAT = 2
+"""Run-directory layout version; 2 added checksums to checkpoints and array files."""
+RESUMABLE = ("epochs", "lr", "divergence_retries")
 """Keys of ``[train]`` that a resumed run may change (more epochs; a lower rate after a
-divergence). With neither changed, a resumed run equals an uninterrupted one."""
+divergence). With none changed, a resumed run equals an uninterrupted one."""
+_RUN_FILES = (ckpt.CONFIG, ckpt.METADATA, ckpt.MLE, ckpt.HISTORY, ckpt.CHECKPOINT, ckpt.SAMPLES,
+              ckpt.NUTS, ckpt.DIAGNOSTICS)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,10 +122,9 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
         params = bbvi.init_params(w_s, config.method.init_scale, kind == "bbvi-full", w_d_opt)
         return partition, w_init, None, params
     s = config.sampler
-    taus = pseudo_time_grid(s.steps, s.dtau, s.schedule, s.final_dtau)
     sampler = LangevinSampler(
         prior=OUPrior(mean=_prior_mean(config, w_s), scale=config.prior.scale),
-        taus=jnp.asarray(taus, dtype),
+        taus=jnp.asarray(_taus(s), dtype),
         init_center=w_s,
         init_noise=s.init_noise,
     )
@@ -130,6 +134,45 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
     )  # fmt: skip
     drift = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, drift)
     return partition, w_init, sampler, Trainable(drift=drift, w_d=w_d_opt)
+
+
+def _taus(s) -> np.ndarray:
+    return pseudo_time_grid(s.steps, s.dtau, s.schedule, s.final_dtau)
+
+
+def _halve_dtau(config: Config, times: int) -> Config:
+    """``sampler.dtau`` halved and ``sampler.steps`` doubled ``times`` times (same span)."""
+    if times == 0:
+        return config
+    s = config.sampler
+    return config.replace(sampler={"dtau": s.dtau / 2**times, "steps": s.steps * 2**times})
+
+
+def _divergence_message(objective, state, key, config: Config, halvings: int, run_dir) -> str:
+    """Why training stopped, with the likely cause: the SDE step or the learning rate."""
+    epoch = int(state.epoch)
+    kept = f"; the checkpoint in {run_dir} keeps epoch {epoch}" if run_dir is not None else ""
+    after = f" after {halvings} halving(s) of sampler.dtau" if halvings else ""
+    lr = config.train.lr
+    if isinstance(objective, ELBO):
+        replicas = eqx.filter_jit(objective.replicas_at)
+        w_s, _, _ = replicas(state.params, jr.fold_in(key, epoch), jnp.asarray(epoch))
+        if not bool(jnp.all(jnp.isfinite(w_s))):
+            return (
+                f"the Langevin replicas became NaN or infinite at epoch {epoch + 1}{after}: "
+                f"sampler.dtau = {config.sampler.dtau:g} is likely too large for the learned "
+                f"drift, or train.lr = {lr:g} too high; resume with train.divergence_retries = "
+                f"1 (halves dtau from the last good state) or a lower train.lr{kept}"
+            )
+        return (
+            f"the loss became NaN or infinite at epoch {epoch + 1}{after} with finite replicas: "
+            f"the data model overflowed for some replicas; lower train.lr = {lr:g} or raise "
+            f"model.substeps, then resume{kept}"
+        )
+    return (
+        f"the loss became NaN or infinite at epoch {epoch + 1}: lower train.lr = {lr:g} or "
+        f"method.init_scale, then resume{kept}"
+    )
 
 
 def _prior_mean(config: Config, w_s):
@@ -176,21 +219,27 @@ def fit(
         config: the resolved configuration.
         run_dir: where to write the run directory; ``None`` keeps everything in memory.
         resume: continue the run in ``run_dir`` from its checkpoint. The result is the same as
-            an uninterrupted run with the same seed.
+            an uninterrupted run with the same seed, bit for bit on the same machine. A run
+            killed before its first checkpoint (an empty ``run_dir``, or one holding only the
+            files written before it) starts from the beginning; a run whose ``sampler.dtau`` was halved after a divergence resumes with
+            the halved step.
         progress: show a progress bar with loss, data term and KL.
 
     Raises:
-        RunDirError: ``run_dir`` already holds a run and ``resume`` is false, or it holds no
-            run (or a run of other data or config) and ``resume`` is true.
-        TrainingDivergedError: the loss became NaN or infinite; the checkpoint holds the last
-            good state.
+        RunDirError: ``run_dir`` already holds a run and ``resume`` is false, or it holds a run
+            of other data or config, or a corrupted or foreign checkpoint, and ``resume`` is true.
+        TrainingDivergedError: the loss or the replicas became NaN or infinite (after
+            ``train.divergence_retries`` halvings of ``sampler.dtau``); the checkpoint holds the
+            last good state.
+        TrainingInterrupted: SIGINT arrived; the epochs under way were finished and saved.
     """
     dtype = _dtype(config)
     run_dir = Path(run_dir) if run_dir is not None else None
     data = _relabel_groups(data)
     digest = _data_digest(data)
+    halvings = 0
     if run_dir is not None:
-        _check_run_dir(run_dir, config, digest, resume)
+        resume, config, halvings = _check_run_dir(run_dir, config, digest, resume)
 
     train, validation = split(
         data, config.data.validation_fraction, _keys(config.train.seed)["split"]
@@ -230,7 +279,8 @@ def fit(
         write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
         ckpt.save_arrays(run_dir / ckpt.MLE, w=np.asarray(w_mle))
         ckpt.write_json(run_dir / ckpt.METADATA, {
-            "format": _FORMAT, "n_outputs": data.n_outputs, "n_inputs": data.n_inputs,
+            "format": _FORMAT, "version": __version__, "dtau_halvings": 0,
+            "n_outputs": data.n_outputs, "n_inputs": data.n_inputs,
             "n_weights": partition.n_weights, "n_stochastic": partition.n_stochastic,
             "scaler": scaler.to_dict(), "data_sha256": digest, "mle": mle_info,
             "n_train": train.n_trajectories,
@@ -286,9 +336,26 @@ def fit(
             state = ckpt.load_state(run_dir / ckpt.CHECKPOINT, state)
             history = _read_history(run_dir / ckpt.HISTORY, int(state.epoch))
             write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
-        chunk = make_chunk_step(objective, optimiser, tr.epochs)
-        state = _train_loop(chunk, state, jr.fold_in(_keys(tr.seed)["train"], 0), tr, history,
-                            run_dir, progress)  # fmt: skip
+        key = jr.fold_in(_keys(tr.seed)["train"], 0)
+        while True:
+            chunk = make_chunk_step(objective, optimiser, tr.epochs)
+            state, diverged = _train_loop(chunk, state, key, tr, history, run_dir, progress)
+            if not diverged:
+                break
+            if method.kind != "ls" or halvings >= tr.divergence_retries:
+                raise TrainingDivergedError(
+                    _divergence_message(objective, state, key, config, halvings, run_dir)
+                )
+            halvings += 1
+            config = _halve_dtau(config, 1)
+            sampler = eqx.tree_at(
+                lambda smp: smp.taus, sampler, jnp.asarray(_taus(config.sampler), dtype)
+            )
+            objective = eqx.tree_at(lambda obj: obj.sampler, objective, sampler)
+            if run_dir is not None:
+                write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
+                meta = ckpt.read_json(run_dir / ckpt.METADATA)
+                ckpt.write_json(run_dir / ckpt.METADATA, {**meta, "dtau_halvings": halvings})
         posterior, w_d = _posterior(config, partition, sampler, state.params, w_mle)
         fitted = FittedRun(config, partition, posterior, w_d, w_mle, scaler, int(state.epoch))
     if run_dir is not None:
@@ -308,7 +375,15 @@ def _optimiser(tr) -> optax.GradientTransformation:
     return adam
 
 
-def _train_loop(chunk, state: TrainState, key, tr, history, run_dir, progress) -> TrainState:
+def _train_loop(
+    chunk, state: TrainState, key, tr, history, run_dir, progress
+) -> tuple[TrainState, bool]:
+    """Run chunks to ``tr.epochs``; returns the state and whether training diverged.
+
+    Checkpoints every ``tr.checkpoint_every`` epochs, at the end and on divergence (the last
+    good state). The first SIGINT finishes the chunk under way, saves, and raises
+    `TrainingInterrupted`.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -319,7 +394,7 @@ def _train_loop(chunk, state: TrainState, key, tr, history, run_dir, progress) -
 
     columns = (TextColumn("fit"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[status]}"))  # fmt: skip
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with deferred_sigint() as interrupted, Progress(*columns, disable=not progress) as bar:
         task = bar.add_task("fit", total=tr.epochs, completed=int(state.epoch), status="")
         last_saved = int(state.epoch)
         while int(state.epoch) < tr.epochs:
@@ -336,20 +411,23 @@ def _train_loop(chunk, state: TrainState, key, tr, history, run_dir, progress) -
             if bool(diverged):
                 if run_dir is not None:
                     _save(run_dir, state, history)
-                raise TrainingDivergedError(
-                    f"the loss became NaN or infinite at epoch {int(state.epoch) + 1}; the "
-                    f"checkpoint keeps epoch {int(state.epoch)}. Lower train.lr and resume"
-                )
+                return state, True
             if n_done:
                 i = n_done - 1
                 status = f"loss {info.loss[i]:.4g}  nll {info.nll[i]:.4g}  kl {info.kl[i]:.4g}"
                 bar.update(task, completed=int(state.epoch), status=status)
             epoch = int(state.epoch)
             due = epoch // tr.checkpoint_every > last_saved // tr.checkpoint_every
-            if run_dir is not None and (due or epoch >= tr.epochs):
+            if run_dir is not None and (due or epoch >= tr.epochs or interrupted()):
                 _save(run_dir, state, history)
                 last_saved = epoch
-    return state
+            if interrupted():
+                where = f"the checkpoint in {run_dir}" if run_dir is not None else "nothing"
+                raise TrainingInterrupted(
+                    f"interrupted after epoch {epoch} of {tr.epochs}; {where} holds it"
+                    + ("; fit --resume continues the run" if run_dir is not None else "")
+                )
+    return state, False
 
 
 def _save(run_dir: Path, state: TrainState, history: list[tuple]) -> None:
@@ -385,35 +463,77 @@ def _describe(likelihood, scaler: Scaler) -> dict:
     return out
 
 
-def _check_run_dir(run_dir: Path, config: Config, digest: str, resume: bool) -> None:
-    has_run = (run_dir / ckpt.METADATA).exists()
+def _check_run_dir(
+    run_dir: Path, config: Config, digest: str, resume: bool
+) -> tuple[bool, Config, int]:
+    """Refuse a run directory that does not fit; returns ``(resume, config, dtau halvings)``.
+
+    The config comes back with the run's halvings of ``sampler.dtau`` applied when the given
+    one is the config the run started from.
+
+    ``resume`` comes back false when there is nothing to continue: the directory is empty or
+    holds only the files a run writes before its first checkpoint (a run killed
+    early, with the same data and config), and the run then starts from the beginning.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} is a file, not a directory")
     if not resume:
         if run_dir.exists() and any(run_dir.iterdir()):
             raise RunDirError(
                 f"run directory {run_dir} is not empty; choose a new --out or pass --resume"
             )
-        return
-    if config.method.kind == "nuts":
-        raise RunDirError(
-            "a NUTS run is written only once complete and cannot be resumed; start a new run"
-        )
-    if not has_run or not (run_dir / ckpt.CHECKPOINT).exists():
-        raise RunDirError(f"{run_dir} holds no checkpoint to resume from")
-    meta = ckpt.read_json(run_dir / ckpt.METADATA)
-    if meta.get("data_sha256") != digest:
+        return False, config, 0
+    if not run_dir.exists():
+        raise RunDirError(f"run directory {run_dir} does not exist; there is nothing to resume")
+    remove_stale_temporaries(run_dir, _RUN_FILES)
+    present = {p.name for p in run_dir.iterdir()} & set(_RUN_FILES)
+    if not present and any(run_dir.iterdir()):
+        raise RunDirError(f"{run_dir} holds files a run does not write; it is not a run directory")
+    meta = ckpt.read_json(run_dir / ckpt.METADATA) if ckpt.METADATA in present else {}
+    if meta and meta.get("format") != _FORMAT:
+        raise RunDirError(_format_message(run_dir, meta))
+    if meta and meta.get("data_sha256") != digest:
         raise RunDirError(f"the data differ from the data {run_dir} was fitted to")
+    halvings = int(meta.get("dtau_halvings", 0))
+    if ckpt.CONFIG in present:
+        config = _same_config(run_dir, config, halvings)
+    finished = ckpt.NUTS if config.method.kind == "nuts" else ckpt.CHECKPOINT
+    if finished not in present:  # killed before its first checkpoint: start again
+        for name in present:
+            (run_dir / name).unlink()
+        return False, config, 0
+    if config.method.kind == "nuts":
+        raise RunDirError(f"the NUTS run in {run_dir} is complete; there is nothing to resume")
+    return True, config, halvings
+
+
+def _format_message(run_dir: Path, meta: dict) -> str:
+    return (
+        f"{run_dir} was written by another version of langevin-uq (run format "
+        f"{meta.get('format')}, version {meta.get('version', 'unknown')}); this version "
+        f"{__version__} reads format {_FORMAT}: fit again"
+    )
+
+
+def _same_config(run_dir: Path, config: Config, halvings: int) -> Config:
+    """The config of a resumed run may differ from the saved one only in `RESUMABLE` keys, and
+    by the run's halvings of ``sampler.dtau``; returns it with those halvings applied."""
     saved = Config.load(run_dir / ckpt.CONFIG)
     mine = config.replace(train={k: getattr(saved.train, k) for k in RESUMABLE})
-    if mine != saved:
-        given = mine.to_dict()
-        for name, table in saved.to_dict().items():
-            for key, value in table.items():
-                if given[name][key] != value:
-                    raise RunDirError(
-                        f"config key {name}.{key} differs from the run being resumed "
-                        f"({given[name][key]!r} vs {value!r}); only "
-                        f"{' and '.join('train.' + k for k in RESUMABLE)} may change"
-                    )
+    if mine == saved:
+        return config
+    if _halve_dtau(mine, halvings) == saved:
+        return _halve_dtau(config, halvings)
+    given = mine.to_dict()
+    for name, table in saved.to_dict().items():
+        for key, value in table.items():
+            if given[name][key] != value:
+                raise RunDirError(
+                    f"config key {name}.{key} differs from the run being resumed "
+                    f"({given[name][key]!r} vs {value!r}); only "
+                    f"{', '.join('train.' + k for k in RESUMABLE)} may change"
+                )
+    raise AssertionError("unreachable: configs differ in no key")
 
 
 def load_run(run_dir: str | Path) -> FittedRun:
@@ -422,6 +542,8 @@ def load_run(run_dir: str | Path) -> FittedRun:
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
     meta = ckpt.read_json(run_dir / ckpt.METADATA)
+    if meta.get("format") != _FORMAT:
+        raise RunDirError(_format_message(run_dir, meta))
     config = Config.load(run_dir / ckpt.CONFIG)
     dtype = _dtype(config)
     w_mle = jnp.asarray(ckpt.load_arrays(run_dir / ckpt.MLE)["w"], dtype)

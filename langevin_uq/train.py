@@ -163,9 +163,8 @@ class ELBO(eqx.Module):
 
     def __call__(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
         """``(loss, (nll, kl, heldout, gamma))`` of one epoch's Monte Carlo estimate."""
-        k_sde, k_batch = jr.split(key)
-        gamma = anneal_gamma(epoch, self.gamma0, self.anneal_epochs)
-        w_s, kl, _ = self.sampler.simulate(params.drift, k_sde, self.replicas, gamma)
+        w_s, kl, gamma = self.replicas_at(params, key, epoch)
+        k_batch = jr.split(key)[1]
         w_d = self.w_d_fixed if params.w_d is None else params.w_d
         w = jax.vmap(self.partition.join, in_axes=(0, None))(w_s, w_d)
         pred = predict_ensemble(self.partition, w, self.inputs)
@@ -174,6 +173,12 @@ class ELBO(eqx.Module):
         kl = jnp.mean(kl)
         heldout = heldout_score(pred, self.validation)
         return nll + self.beta * kl, (nll, kl, heldout, gamma)
+
+    def replicas_at(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
+        """The epoch's replicas ``w_S`` ``(R, ns)``, their path-KLs ``(R,)`` and gamma."""
+        gamma = anneal_gamma(epoch, self.gamma0, self.anneal_epochs)
+        w_s, kl, _ = self.sampler.simulate(params.drift, jr.split(key)[0], self.replicas, gamma)
+        return w_s, kl, gamma
 
 
 def minibatch(

@@ -191,13 +191,38 @@ def test_run_directory_refusals(straight, tmp_path, ou_data):
         fit(other, config, run_dir=run_dir, resume=True)
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
     with pytest.raises(RunDirError):
-        fit(ou_data, config, run_dir=tmp_path / "absent", resume=True)
-    with pytest.raises(RunDirError):
         load_run(tmp_path / "absent")
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunDirError):
         load_run(tmp_path / "empty")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunDirError, match="is a file"):
+        fit(ou_data, config, run_dir=tmp_path / "file", resume=True)
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="not a run directory"):
+        fit(ou_data, config, run_dir=tmp_path / "foreign", resume=True)
+    with pytest.raises(RunDirError, match="does not exist"):
+        fit(ou_data, config, run_dir=tmp_path / "absent", resume=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file", "foreign"]
+
+
+def test_resume_with_nothing_to_continue_starts_from_the_beginning(straight, tmp_path, ou_data):
+    """A run killed before its first checkpoint is fitted from the beginning."""
+    run, run_dir, _ = straight
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("config.toml", "model.json", "mle.npz"):
+        (partial / name).write_bytes((run_dir / name).read_bytes())
+    (partial / ".checkpoint.abc123.eqx").write_bytes(b"half a file")
+    resumed = fit(ou_data, run.config, run_dir=partial, resume=True)
+    assert_bitwise_equal(resumed.posterior, run.posterior)
+    assert not list(partial.glob(".*"))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.toml").write_text(run.config.replace(prior={"scale": 3.0}).to_toml())
+    with pytest.raises(RunDirError, match=r"prior\.scale"):
+        fit(ou_data, run.config, run_dir=other, resume=True)
 
 
 def test_load_run_rebuilds_the_fitted_run(straight):
@@ -244,7 +269,7 @@ def test_divergence_keeps_the_last_good_checkpoint(diverged, ou_data, tmp_path):
     assert [int(r["epoch"]) for r in rows] == list(range(1, 14))
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     # The checkpoint is enough to go on, following the message's advice.
-    assert "Lower train.lr" in message and "resume" in message
+    assert "train.lr" in message and "resume" in message and "sampler.dtau" in message
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     resumed = fit(ou_data, config.replace(train={"lr": 1e-3}), run_dir=copy, resume=True)
