@@ -100,7 +100,7 @@ def save_arrays(path: Path, **arrays: np.ndarray) -> None:
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
     """Read an ``.npz`` written by `save_arrays`; its checksum must match (no pickle)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise RunDirError(f"{path} does not exist") from None

@@ -43,7 +43,11 @@ class ModelOptions:
     substeps: int = 1
 
     def __post_init__(self):
+        from .model import ACTIVATIONS
+
         _choice("model.observation", self.observation, ("identity", "mlp"))
+        _choice("model.R_activation", self.R_activation, tuple(ACTIVATIONS))
+        _choice("model.Z_activation", self.Z_activation, tuple(ACTIVATIONS))
         _positive_ints("model.R_hidden", self.R_hidden)
         _positive_ints("model.Z_hidden", self.Z_hidden)
         if self.substeps < 1:
