@@ -148,6 +148,11 @@ def _halve_dtau(config: Config, times: int) -> Config:
     return config.replace(sampler={"dtau": s.dtau / 2**times, "steps": s.steps * 2**times})
 
 
+_RUNAWAY = 1e3
+"""Replicas farther than this many prior scales from the prior mean have left any posterior:
+the SDE step, not the data model, is what diverged."""
+
+
 def _divergence_message(objective, state, key, config: Config, halvings: int, run_dir) -> str:
     """Why training stopped, with the likely cause: the SDE step or the learning rate."""
     epoch = int(state.epoch)
@@ -157,9 +162,12 @@ def _divergence_message(objective, state, key, config: Config, halvings: int, ru
     if isinstance(objective, ELBO):
         replicas = eqx.filter_jit(objective.replicas_at)
         w_s, _, _ = replicas(state.params, jr.fold_in(key, epoch), jnp.asarray(epoch))
-        if not bool(jnp.all(jnp.isfinite(w_s))):
+        prior = objective.sampler.prior
+        spread = float(jnp.max(jnp.abs(w_s - prior.mean))) / prior.scale
+        if not spread < _RUNAWAY:  # also true for NaN
             return (
-                f"the Langevin replicas became NaN or infinite at epoch {epoch + 1}{after}: "
+                f"the Langevin replicas ran away at epoch {epoch + 1}{after} (up to {spread:.3g} "
+                f"prior scales from the prior mean): "
                 f"sampler.dtau = {config.sampler.dtau:g} is likely too large for the learned "
                 f"drift, or train.lr = {lr:g} too high; resume with train.divergence_retries = "
                 f"1 (halves dtau from the last good state) or a lower train.lr{kept}"

@@ -269,7 +269,7 @@ def test_divergence_keeps_the_last_good_checkpoint(diverged, ou_data, tmp_path):
     assert [int(r["epoch"]) for r in rows] == list(range(1, 14))
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     # The checkpoint is enough to go on, following the message's advice.
-    assert "train.lr" in message and "resume" in message and "sampler.dtau" in message
+    assert "train.lr" in message and "resume" in message
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     resumed = fit(ou_data, config.replace(train={"lr": 1e-3}), run_dir=copy, resume=True)
