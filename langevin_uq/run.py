@@ -229,8 +229,8 @@ def fit(
         resume: continue the run in ``run_dir`` from its checkpoint. The result is the same as
             an uninterrupted run with the same seed, bit for bit on the same machine. A run
             killed before its first checkpoint (an empty ``run_dir``, or one holding only the
-            files written before it) starts from the beginning; a run whose ``sampler.dtau`` was halved after a divergence resumes with
-            the halved step.
+            files written before it) starts from the beginning; a run whose ``sampler.dtau``
+            was halved after a divergence resumes with the halved step.
         progress: show a progress bar with loss, data term and KL.
 
     Raises:
