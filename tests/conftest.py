@@ -6,10 +6,17 @@ import sys
 
 import jax.random as jr
 import pytest
+from hypothesis import settings
 
 from langevin_uq.config import Config
 from langevin_uq.data import save_trajectories
 from langevin_uq.systems.ou import OUSystem, simulate_ou
+
+# Property-based tests draw the same examples on every run (seeded, like every other test);
+# `--hypothesis-profile=explore` draws fresh ones.
+settings.register_profile("seeded", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile("seeded")
 
 # Small enough that a whole fit (MLE, 20 epochs, samples) takes a few seconds on 2 CPU cores.
 TINY = {

@@ -46,14 +46,10 @@ def _non_finite(a, name, draw):
     return {name: a}
 
 
-def _corrupt(draw, arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
+def _corrupt(draw, arrays: dict[str, np.ndarray], kind: str) -> tuple[dict[str, np.ndarray], str]:
     """One corruption of ``arrays``; returns the arrays and the variables (one of which) the
     refusal must name."""
     n, n_t, ny = arrays["y"].shape
-    kinds = ["y-non-finite", "t-non-finite", "y-rank", "t-not-increasing", "t-length",
-             "n-mismatch", "empty", "one-time", "y-strings", "t-rank", "no-outputs"]  # fmt: skip
-    kinds += [k for k in ("x", "y0", "group") if k in arrays]
-    kind = draw(st.sampled_from(kinds))
     a = dict(arrays)
     if kind == "y-non-finite":
         a.update(_non_finite(a["y"], "y", draw))
@@ -107,13 +103,20 @@ def _corrupt(draw, arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray]
 
 @st.composite
 def malformed_arrays(draw):
-    return _corrupt(draw, draw(valid_arrays()))
+    """``(arrays, names, kind)``: valid arrays corrupted one way (``kind``)."""
+    arrays = draw(valid_arrays())
+    kinds = ["y-non-finite", "t-non-finite", "y-rank", "t-not-increasing", "t-length",
+             "n-mismatch", "empty", "one-time", "y-strings", "t-rank", "no-outputs"]  # fmt: skip
+    kinds += [k for k in ("x", "y0", "group") if k in arrays]
+    kind = draw(st.sampled_from(kinds))
+    return (*_corrupt(draw, arrays, kind), kind)
 
 
 @settings(max_examples=150, deadline=None)
 @given(malformed_arrays())
 def test_malformed_arrays_are_refused_naming_the_variable(case):
-    arrays, names = case
+    arrays, names, kind = case
+    event(f"data: {kind}")
     with pytest.raises(DataError) as info:
         from_arrays(**arrays)
     message = str(info.value)
@@ -126,7 +129,8 @@ def test_malformed_arrays_are_refused_naming_the_variable(case):
 )
 @given(malformed_arrays(), st.sampled_from([".npz", ".nc"]))
 def test_malformed_files_are_refused_by_the_command_line(tmp_path, cli, config_file, case, suffix):
-    arrays, names = case
+    arrays, names, kind = case
+    event(f"file: {kind}")
     path = tmp_path / f"bad{suffix}"
     if suffix == ".npz":
         np.savez(path, **arrays)
@@ -239,33 +243,34 @@ def _wrong_type(default):
 
 
 @st.composite
-def malformed_configs(draw) -> tuple[dict, str]:
-    """A config table with one bad entry; returns it and what the refusal must name."""
+def malformed_configs(draw) -> tuple[dict, str, str]:
+    """A config table with one bad entry: ``(table, what the refusal must name, kind)``."""
     kind = draw(
         st.sampled_from(["unknown-section", "unknown-key", "wrong-type", "range", "not-a-table"])
     )
     name = st.text(string.ascii_lowercase + "_", min_size=1, max_size=10)
     if kind == "unknown-section":
         section = draw(name.filter(lambda s: s not in _DEFAULTS))
-        return {section: {}}, section
+        return {section: {}}, section, kind
     if kind == "not-a-table":
         section = draw(st.sampled_from(list(_DEFAULTS)))
-        return {section: draw(st.one_of(st.integers(), st.text(max_size=4)))}, section
+        return {section: draw(st.one_of(st.integers(), st.text(max_size=4)))}, section, kind
     if kind == "unknown-key":
         section = draw(st.sampled_from(list(_DEFAULTS)))
         key = draw(name.filter(lambda k: k not in _DEFAULTS[section]))
-        return {section: {key: 1}}, f"{section}.{key}"
+        return {section: {key: 1}}, f"{section}.{key}", kind
     if kind == "range":
         (section, key), values = draw(st.sampled_from(list(OUT_OF_RANGE.items())))
-        return {section: {key: draw(st.sampled_from(values))}}, f"{section}.{key}"
+        return {section: {key: draw(st.sampled_from(values))}}, f"{section}.{key}", kind
     section, key = draw(st.sampled_from(_KEYS))
-    return {section: {key: draw(_wrong_type(_DEFAULTS[section][key]))}}, f"{section}.{key}"
+    return {section: {key: draw(_wrong_type(_DEFAULTS[section][key]))}}, f"{section}.{key}", kind
 
 
 @settings(max_examples=300, deadline=None)
 @given(malformed_configs())
 def test_malformed_configs_are_refused_naming_the_key(case):
-    raw, mention = case
+    raw, mention, kind = case
+    event(f"config: {kind}")
     with pytest.raises(ConfigError) as info:
         Config.from_dict(raw)
     message = str(info.value)
@@ -277,7 +282,8 @@ def test_malformed_configs_are_refused_naming_the_key(case):
 )
 @given(malformed_configs())
 def test_malformed_config_files_are_refused_by_the_command_line(tmp_path, cli, data_file, case):
-    raw, mention = case
+    raw, mention, kind = case
+    event(f"config file: {kind}")
     lines = []
     for section, table in raw.items():
         if not isinstance(table, dict):
