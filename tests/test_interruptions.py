@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -200,14 +201,22 @@ def test_second_ctrl_c_interrupts_at_once():
     """The first SIGINT is deferred; a second one raises KeyboardInterrupt immediately."""
     from langevin_uq._interrupt import deferred_sigint
 
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh process
+    try:
+        _second_ctrl_c(deferred_sigint)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _second_ctrl_c(deferred_sigint):
     with deferred_sigint() as interrupted:
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(200):  # another thread may take the signal: Python runs it soon after
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        for _ in range(200):
             if interrupted():
                 break
             time.sleep(0.01)
         assert interrupted()
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(1)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
