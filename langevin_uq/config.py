@@ -50,10 +50,8 @@ class ModelOptions:
         _choice("model.Z_activation", self.Z_activation, tuple(ACTIVATIONS))
         _positive_ints("model.R_hidden", self.R_hidden)
         _positive_ints("model.Z_hidden", self.Z_hidden)
-        if self.substeps < 1:
-            raise ConfigError(f"model.substeps must be at least 1, got {self.substeps}")
-        if self.hidden_state < 0:
-            raise ConfigError(f"model.hidden_state must be >= 0, got {self.hidden_state}")
+        _at_least("model", self, 1, "substeps")
+        _non_negative("model", self, "hidden_state")
 
 
 @dataclass(frozen=True)
@@ -78,8 +76,7 @@ class PriorOptions:
 
     def __post_init__(self):
         _choice("prior.mean", self.mean, ("mle", "zero"))
-        if not self.scale > 0:
-            raise ConfigError(f"prior.scale must be positive, got {self.scale}")
+        _positive("prior", self, "scale")
 
 
 @dataclass(frozen=True)
@@ -106,30 +103,18 @@ class SamplerOptions:
     posterior_samples: int = 1000
 
     def __post_init__(self):
-        if self.replicas < 2:
-            raise ConfigError(f"sampler.replicas must be at least 2, got {self.replicas}")
-        if self.steps < 2:
-            raise ConfigError(f"sampler.steps must be at least 2, got {self.steps}")
-        if not self.dtau > 0:
-            raise ConfigError(f"sampler.dtau must be positive, got {self.dtau}")
+        _at_least("sampler", self, 2, "replicas", "steps")
+        _positive("sampler", self, "dtau")
         _choice("sampler.schedule", self.schedule, ("geometric", "uniform"))
         if self.schedule == "geometric" and not 0 < self.final_dtau < self.dtau:
             raise ConfigError(
                 f"sampler.final_dtau must lie in (0, sampler.dtau), got {self.final_dtau}"
             )
         _positive_ints("sampler.drift_hidden", self.drift_hidden)
-        if self.init_contraction < 0:
-            raise ConfigError(f"sampler.init_contraction must be >= 0, got {self.init_contraction}")
-        if self.init_noise < 0:
-            raise ConfigError(f"sampler.init_noise must be >= 0, got {self.init_noise}")
-        if self.gamma0 < 1:
-            raise ConfigError(f"sampler.gamma0 must be at least 1, got {self.gamma0}")
-        if self.anneal_epochs < 0:
-            raise ConfigError(f"sampler.anneal_epochs must be >= 0, got {self.anneal_epochs}")
-        if self.posterior_samples < 1:
-            raise ConfigError(
-                f"sampler.posterior_samples must be at least 1, got {self.posterior_samples}"
-            )
+        _non_negative("sampler", self, "init_contraction", "init_noise")
+        _at_least("sampler", self, 1, "gamma0")
+        _non_negative("sampler", self, "anneal_epochs")
+        _at_least("sampler", self, 1, "posterior_samples")
 
 
 @dataclass(frozen=True)
@@ -146,8 +131,7 @@ class LikelihoodOptions:
         _choice("likelihood.kind", self.kind, ("gaussian", "marginal-mixture", "energy-score"))
         _choice("likelihood.time_reduction", self.time_reduction, ("sum", "mean"))
         _choice("likelihood.time_weighting", self.time_weighting, ("none", "inverse-spread"))
-        if self.modes < 1:
-            raise ConfigError(f"likelihood.modes must be at least 1, got {self.modes}")
+        _at_least("likelihood", self, 1, "modes")
         if isinstance(self.sigma, str):
             _choice("likelihood.sigma", self.sigma, ("auto",))
         elif not self.sigma > 0:
@@ -185,29 +169,16 @@ class TrainOptions:
     x64: bool = False
 
     def __post_init__(self):
-        for name in ("epochs", "mle_epochs", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "mle_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        _at_least("train", self, 1, "epochs", "mle_epochs", "checkpoint_every")
+        _positive("train", self, "lr", "mle_lr")
         _choice("train.lr_schedule", self.lr_schedule, ("cosine", "constant"))
         if not 0 < self.lr_final <= 1:
             raise ConfigError(f"train.lr_final must be in (0, 1], got {self.lr_final}")
-        if self.grad_clip < 0:
-            raise ConfigError(f"train.grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
-        if self.beta < 0:
-            raise ConfigError(f"train.beta must be >= 0, got {self.beta}")
-        if self.batch_trajectories < 0:
-            raise ConfigError(
-                f"train.batch_trajectories must be >= 0 (0 = all), got {self.batch_trajectories}"
-            )
-        if self.mle_patience < 1:
-            raise ConfigError(f"train.mle_patience must be at least 1, got {self.mle_patience}")
-        if self.divergence_retries < 0:
-            raise ConfigError(
-                f"train.divergence_retries must be >= 0, got {self.divergence_retries}"
-            )
+        _non_negative("train", self, "grad_clip", note=" (0 = off)")
+        _non_negative("train", self, "beta")
+        _non_negative("train", self, "batch_trajectories", note=" (0 = all)")
+        _at_least("train", self, 1, "mle_patience")
+        _non_negative("train", self, "divergence_retries")
 
 
 @dataclass(frozen=True)
@@ -232,15 +203,11 @@ class MethodOptions:
 
     def __post_init__(self):
         _choice("method.kind", self.kind, METHODS)
-        for name in ("particles", "samples", "chains", "max_tree_depth"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"method.{name} must be at least 1, got {getattr(self, name)}")
+        _at_least("method", self, 1, "particles", "samples", "chains", "max_tree_depth")
         if self.particles < 2 and self.kind.startswith("bbvi"):
             raise ConfigError(f"method.particles must be at least 2, got {self.particles}")
-        if self.warmup < 0:
-            raise ConfigError(f"method.warmup must be >= 0, got {self.warmup}")
-        if not self.init_scale > 0:
-            raise ConfigError(f"method.init_scale must be positive, got {self.init_scale}")
+        _non_negative("method", self, "warmup")
+        _positive("method", self, "init_scale")
         if not 0 < self.target_accept < 1:
             raise ConfigError(f"method.target_accept must be in (0, 1), got {self.target_accept}")
 
@@ -383,6 +350,30 @@ def _toml_value(value) -> str:
 def _choice(name: str, value, allowed: tuple) -> None:
     if value not in allowed:
         raise ConfigError(f"{name} = {value!r}; use one of {', '.join(map(repr, allowed))}")
+
+
+def _at_least(section: str, options, least: int, *names: str) -> None:
+    """Refuse any of the ``names`` of ``options`` below ``least``."""
+    for name in names:
+        value = getattr(options, name)
+        if value < least:
+            raise ConfigError(f"{section}.{name} must be at least {least}, got {value}")
+
+
+def _non_negative(section: str, options, *names: str, note: str = "") -> None:
+    """Refuse any of the ``names`` of ``options`` below 0; ``note`` says what 0 means."""
+    for name in names:
+        value = getattr(options, name)
+        if value < 0:
+            raise ConfigError(f"{section}.{name} must be >= 0{note}, got {value}")
+
+
+def _positive(section: str, options, *names: str) -> None:
+    """Refuse any of the ``names`` of ``options`` that is not > 0."""
+    for name in names:
+        value = getattr(options, name)
+        if not value > 0:
+            raise ConfigError(f"{section}.{name} must be positive, got {value}")
 
 
 def _positive_ints(name: str, values) -> None:
