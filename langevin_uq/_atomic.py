@@ -17,7 +17,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     # mkstemp creates the file private (0600); give the result the mode a plain open() would.
@@ -40,7 +40,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def remove_stale_temporaries(directory: str | os.PathLike, names: tuple[str, ...]) -> None:
     """Delete `atomic_path` temporaries of ``names`` left in ``directory`` by a killed writer."""
-    for name in names:
-        stem, suffix = Path(name).stem, Path(name).suffix
-        for tmp in Path(directory).glob(f".{stem}.*{suffix}"):
+    for name in map(Path, names):
+        for tmp in Path(directory).glob(f"{_prefix(name)}*{name.suffix}"):
             tmp.unlink(missing_ok=True)
+
+
+def _prefix(path: Path) -> str:
+    """Start of the names of `atomic_path`'s temporaries for ``path``: hidden, then the stem."""
+    return f".{path.stem}."

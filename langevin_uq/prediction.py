@@ -12,7 +12,7 @@ from ._atomic import atomic_path
 from ._types import Float
 from .data import Trajectories
 from .errors import DataError, RunDirError
-from .run import FittedRun, load_run, predict, sample_weights
+from .run import FittedRun, load_run, predict, read_metadata, sample_weights
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -60,7 +60,7 @@ def predict_to_file(
     Returns the ensemble size M.
     """
     run = load_run(run_dir)
-    meta = ckpt.read_json(Path(run_dir) / ckpt.METADATA)
+    meta = read_metadata(Path(run_dir))
     if data.n_inputs != meta["n_inputs"] or data.n_outputs != meta["n_outputs"]:
         raise DataError(
             f"the data have {data.n_inputs} inputs and {data.n_outputs} outputs but the run was "

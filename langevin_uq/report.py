@@ -10,7 +10,7 @@ from . import metrics, plotting
 from ._atomic import write_text_atomic
 from .data import Trajectories, groups
 from .prediction import run_samples
-from .run import FittedRun, load_run, predict
+from .run import FittedRun, load_run, predict, read_metadata
 
 
 def predict_per_group(
@@ -81,7 +81,7 @@ def write_report(run_dir: str | Path, held_out: Trajectories | None = None) -> s
     run = load_run(run_dir)
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
-    meta = ckpt.read_json(run_dir / ckpt.METADATA)
+    meta = read_metadata(run_dir)
     history_file = run_dir / ckpt.HISTORY
     history = np.empty(0)
     if history_file.exists():

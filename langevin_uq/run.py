@@ -261,7 +261,7 @@ def fit(
     partition, w_init, _, _ = _skeleton(config, data.n_outputs, data.n_inputs, None, dtype)
     if resume:
         w_mle = jnp.asarray(ckpt.load_arrays(run_dir / ckpt.MLE)["w"], dtype)
-        mle_info = ckpt.read_json(run_dir / ckpt.METADATA)["mle"]
+        mle_info = read_metadata(run_dir)["mle"]
     else:
         t0 = time.perf_counter()
         tr = config.train
@@ -362,7 +362,7 @@ def fit(
             objective = eqx.tree_at(lambda obj: obj.sampler, objective, sampler)
             if run_dir is not None:
                 write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
-                meta = ckpt.read_json(run_dir / ckpt.METADATA)
+                meta = read_metadata(run_dir)
                 ckpt.write_json(run_dir / ckpt.METADATA, {**meta, "dtau_halvings": halvings})
         posterior, w_d = _posterior(config, partition, sampler, state.params, w_mle)
         fitted = FittedRun(config, partition, posterior, w_d, w_mle, scaler, int(state.epoch))
@@ -497,9 +497,7 @@ def _check_run_dir(
     present = {p.name for p in run_dir.iterdir()} & set(_RUN_FILES)
     if not present and any(run_dir.iterdir()):
         raise RunDirError(f"{run_dir} holds files a run does not write; it is not a run directory")
-    meta = ckpt.read_json(run_dir / ckpt.METADATA) if ckpt.METADATA in present else {}
-    if meta and meta.get("format") != _FORMAT:
-        raise RunDirError(_format_message(run_dir, meta))
+    meta = read_metadata(run_dir) if ckpt.METADATA in present else {}
     if meta and meta.get("data_sha256") != digest:
         raise RunDirError(f"the data differ from the data {run_dir} was fitted to")
     halvings = int(meta.get("dtau_halvings", 0))
@@ -515,12 +513,16 @@ def _check_run_dir(
     return True, config, halvings
 
 
-def _format_message(run_dir: Path, meta: dict) -> str:
-    return (
-        f"{run_dir} was written by another version of langevin-uq (run format "
-        f"{meta.get('format')}, version {meta.get('version', 'unknown')}); this version "
-        f"{__version__} reads format {_FORMAT}: fit again"
-    )
+def read_metadata(run_dir: Path) -> dict:
+    """``model.json`` of a run directory, refused unless this version wrote its format."""
+    meta = ckpt.read_json(run_dir / ckpt.METADATA)
+    if meta.get("format") != _FORMAT:
+        raise RunDirError(
+            f"{run_dir} was written by another version of langevin-uq (run format "
+            f"{meta.get('format')}, version {meta.get('version', 'unknown')}); this version "
+            f"{__version__} reads format {_FORMAT}: fit again"
+        )
+    return meta
 
 
 def _same_config(run_dir: Path, config: Config, halvings: int) -> Config:
@@ -549,9 +551,7 @@ def load_run(run_dir: str | Path) -> FittedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
-    meta = ckpt.read_json(run_dir / ckpt.METADATA)
-    if meta.get("format") != _FORMAT:
-        raise RunDirError(_format_message(run_dir, meta))
+    meta = read_metadata(run_dir)
     config = Config.load(run_dir / ckpt.CONFIG)
     dtype = _dtype(config)
     w_mle = jnp.asarray(ckpt.load_arrays(run_dir / ckpt.MLE)["w"], dtype)
