@@ -25,7 +25,7 @@ app = typer.Typer(
 
 SYSTEMS = ("ou", "schlogl", "hyperelastic", "viscoelastic")
 SIMULATORS = ("ou", "schlogl")
-DEMOS = ("ou",)
+DEMOS = ("ou", "schlogl")
 
 
 def _system(name: str, available: tuple[str, ...]) -> str:
@@ -249,11 +249,12 @@ def demo(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Simulate, fit with each likelihood, and report, in one go."""
-    from .demos import run_ou_demo
+    from .demos import run_ou_demo, run_schlogl_demo
 
-    _system(system, DEMOS)
+    demos = {"ou": run_ou_demo, "schlogl": run_schlogl_demo}
+    run_demo = demos[_system(system, DEMOS)]
     with _stop_on_interrupt():
-        run_ou_demo(out, quick=quick, seed=seed, progress=progress, echo=typer.echo)
+        run_demo(out, quick=quick, seed=seed, progress=progress, echo=typer.echo)
 
 
 def main() -> None:

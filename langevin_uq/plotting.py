@@ -21,8 +21,11 @@ from langevin_uq._types import Array
 from langevin_uq.errors import DataError
 
 __all__ = [
+    "plot_convergence",
     "plot_density_over_time",
+    "plot_distance_correlations",
     "plot_history",
+    "plot_mixture_summaries",
     "plot_predictive_bands",
     "plot_w1_over_time",
     "plot_weight_law",
@@ -396,4 +399,144 @@ def plot_predictive_bands(
         observed[0].set_label("observed")
     ax.set(xlabel="t", ylabel=output_label)
     ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_mixture_summaries(
+    values: Mapping[str, Float[HostArray, "n K"]],
+    times: Float[HostArray, " K"],
+    summaries: Mapping[str, list[Mapping[str, np.ndarray]]],
+    path: str | os.PathLike,
+    *,
+    output_label: str = "y",
+    bins: int = 40,
+) -> Path:
+    """Histograms at a few times with their Gaussian-mixture summaries (the paper's Fig. 5).
+
+    Parameters
+    ----------
+    values : dict of str to array of shape (n_i, K)
+        One scalar output per source (data, each method) at the K chosen times.
+    times : array of shape (K,)
+        The chosen times, for the panel titles.
+    summaries : dict of str to list of K dicts
+        Per source and time, `langevin_uq.metrics.mixture_summary` (``weight``, ``mean``,
+        ``sd``); drawn as the mixture's density over the histogram.
+    path : path-like
+        Where to write the PNG.
+    output_label : str
+        The x-axis label.
+    bins : int
+        Histogram bins, shared by all sources at one time.
+
+    Returns
+    -------
+    Path
+        `path`.
+    """
+    times = _array("times", times, 1)
+    arrays = {name: _array(f"values[{name!r}]", v, 2, times.size) for name, v in values.items()}
+    if not arrays:
+        raise DataError("plot_mixture_summaries needs at least one source.")
+    fig = _new_figure(3.2 * times.size, 3.0)
+    axes = fig.subplots(1, times.size, squeeze=False)[0]
+    for k, ax in enumerate(axes):
+        lo = min(float(v[:, k].min()) for v in arrays.values())
+        hi = max(float(v[:, k].max()) for v in arrays.values())
+        edges = np.linspace(*_padded_range(lo, hi), bins + 1)
+        grid = np.linspace(edges[0], edges[-1], 400)
+        for i, (name, v) in enumerate(arrays.items()):
+            ax.hist(v[:, k], bins=edges, density=True, color=f"C{i}", alpha=0.3, label=name)
+            gm = summaries.get(name)
+            if gm is not None:
+                w, mu, sd = (np.asarray(gm[k][key]) for key in ("weight", "mean", "sd"))
+                sd = np.maximum(sd, 1e-12)
+                z = (grid[:, None] - mu) / sd
+                dens = np.sum(w * np.exp(-0.5 * z**2) / (sd * np.sqrt(2 * np.pi)), axis=1)
+                ax.plot(grid, dens, color=f"C{i}", lw=1.2)
+        ax.set(title=f"t = {times[k]:.3g}", xlabel=output_label)
+    axes[0].set_ylabel("density")
+    axes[0].legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_convergence(
+    table: Float[HostArray, "A B"],
+    rows: list[int],
+    columns: list[int],
+    path: str | os.PathLike,
+    *,
+    row_label: str = "replicas R",
+    column_label: str = "pseudo-time steps",
+    value_label: str = "W1",
+) -> Path:
+    """A heat map of a metric over two sampler sizes, values printed in the cells (Fig. 6).
+
+    Parameters
+    ----------
+    table : array of shape (A, B)
+        The metric for each row and column setting (NaN for a cell not run).
+    rows, columns : list of int
+        The settings along each axis, e.g. replicas and Euler-Maruyama steps.
+    path : path-like
+        Where to write the PNG.
+    row_label, column_label, value_label : str
+        Axis and colour-bar labels.
+
+    Returns
+    -------
+    Path
+        `path`.
+    """
+    table = np.asarray(table, dtype=np.float64)
+    if table.shape != (len(rows), len(columns)) or table.size == 0:
+        raise DataError(f"table of shape {table.shape} must be ({len(rows)}, {len(columns)}).")
+    fig = _new_figure(1.2 * len(columns) + 2.5, 0.7 * len(rows) + 1.5)
+    ax = fig.subplots()
+    mesh = ax.imshow(table, cmap="viridis_r", aspect="auto", origin="lower")
+    finite = table[np.isfinite(table)]
+    middle = float(np.median(finite)) if finite.size else 0.0
+    for (i, j), value in np.ndenumerate(table):
+        if np.isfinite(value):
+            color = "white" if value > middle else "black"
+            ax.text(j, i, f"{value:.3g}", ha="center", va="center", color=color, fontsize=8)
+    ax.set_xticks(range(len(columns)), [str(c) for c in columns])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set(xlabel=column_label, ylabel=row_label)
+    fig.colorbar(mesh, ax=ax, label=value_label)
+    return _save(fig, path)
+
+
+def plot_distance_correlations(
+    values: Mapping[str, Float[HostArray, " P"]], path: str | os.PathLike, *, bins: int = 50
+) -> Path:
+    """Histogram of pairwise distance correlations between sampled weights (Fig. 7, 14).
+
+    Parameters
+    ----------
+    values : dict of str to array of shape (P,)
+        Per method, the distance correlations of the weight pairs (the upper triangle of
+        `langevin_uq.metrics.distance_correlation_matrix`); the median is marked.
+    path : path-like
+        Where to write the PNG.
+    bins : int
+        Histogram bins on [0, 1].
+
+    Returns
+    -------
+    Path
+        `path`.
+    """
+    arrays = {name: _array(f"values[{name!r}]", v, 1) for name, v in values.items()}
+    fig = _new_figure(5.5, 3.6)
+    ax = fig.subplots()
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for i, (name, v) in enumerate(arrays.items()):
+        median = float(np.median(v))
+        ax.hist(v, bins=edges, density=True, color=f"C{i}", alpha=0.45,
+                label=f"{name} (median {median:.2f})")  # fmt: skip
+        ax.axvline(median, color=f"C{i}", lw=1.2, ls="--")
+    ax.set(xlabel="distance correlation of a weight pair", ylabel="density", xlim=(0, 1))
+    if arrays:
+        ax.legend(fontsize="small")
     return _save(fig, path)

@@ -656,7 +656,7 @@ def test_command_help(cli, command):
 
 def test_demo_refuses_unavailable_system(tmp_path, cli):
     out = tmp_path / "demo"
-    assert_refused(cli("demo", "schlogl", "--out", out, "--quick"), "schlogl")
+    assert_refused(cli("demo", "hyperelastic", "--out", out, "--quick"), "hyperelastic")
     assert not out.exists()
 
 

@@ -183,3 +183,23 @@ def test_weight_statistics_and_parameter_table_on_known_sample():
     assert len({len(line) for line in lines}) == 1
     assert "3.0000" in lines[3]
     assert lines[2].split()[-1] == "-"  # the reference has no error of its own
+
+
+def test_mixture_summary_recovers_two_unequal_modes(rng):
+    # 300 draws from 0.3 N(80, 15^2) + 0.7 N(560, 45^2): the weight's binomial sd is 0.026, the
+    # means' sds 0.9 and 2.0, the sds' about 0.6 and 1.4.
+    low = rng.normal(80.0, 15.0, 300 * 3 // 10)
+    high = rng.normal(560.0, 45.0, 300 - low.size)
+    gm = metrics.mixture_summary(rng.permutation(np.concatenate([high, low])), 2, seed=0)
+    np.testing.assert_allclose(gm["weight"], [low.size / 300, high.size / 300], atol=1e-3)
+    np.testing.assert_allclose(gm["mean"], [low.mean(), high.mean()], rtol=1e-3)
+    np.testing.assert_allclose(gm["sd"], [low.std(), high.std()], rtol=1e-2)
+    with pytest.raises(DataError):
+        metrics.mixture_summary(np.ones(1), 2)
+
+
+def test_mode_fractions_split_at_midpoints():
+    x = np.array([0.0, 1.0, 4.9, 5.1, 9.0, 10.0, 30.0])
+    np.testing.assert_allclose(metrics.mode_fractions(x, np.array([0.0, 10.0])), [3 / 7, 4 / 7])
+    np.testing.assert_allclose(metrics.mode_fractions(x, np.array([0.0, 10.0, 30.0])),
+                               [3 / 7, 3 / 7, 1 / 7])  # fmt: skip

@@ -103,3 +103,28 @@ def test_predictive_bands(rng, tmp_path):
     y_pred[:, 0] = 0.0
     path = tmp_path / "bands.png"
     _assert_png(plotting.plot_predictive_bands(t, rng.normal(size=(3, 5)), y_pred, path), path)
+
+
+def test_mixture_summaries(rng, tmp_path):
+    times = np.array([1.0, 5.0])
+    values = {"data": rng.normal(size=(50, 2)), "LS": np.zeros((20, 2))}
+    summaries = {"data": [{"weight": np.array([0.4, 0.6]), "mean": np.array([-1.0, 1.0]),
+                           "sd": np.array([0.5, 0.5])}] * 2}  # fmt: skip
+    path = tmp_path / "mix.png"
+    _assert_png(plotting.plot_mixture_summaries(values, times, summaries, path), path)
+    with pytest.raises(DataError):
+        plotting.plot_mixture_summaries({"data": np.zeros((5, 3))}, times, {}, path)
+
+
+def test_convergence_heat_map_with_a_missing_cell(tmp_path):
+    table = np.array([[3.0, 2.0], [1.5, np.nan]])
+    path = tmp_path / "conv.png"
+    _assert_png(plotting.plot_convergence(table, [16, 32], [25, 50], path), path)
+    with pytest.raises(DataError):
+        plotting.plot_convergence(table, [16], [25, 50], path)
+
+
+def test_distance_correlations(rng, tmp_path):
+    path = tmp_path / "dcor.png"
+    values = {"LS": rng.uniform(0, 0.3, 100), "BBVI": np.full(10, 0.05)}
+    _assert_png(plotting.plot_distance_correlations(values, path), path)
