@@ -520,7 +520,7 @@ def plot_distance_correlations(
     path : path-like
         Where to write the PNG.
     bins : int
-        Histogram bins on [0, 1].
+        Histogram bins on [0, x], x the largest value plus 10 % (at least 0.2, at most 1).
 
     Returns
     -------
@@ -530,13 +530,16 @@ def plot_distance_correlations(
     arrays = {name: _array(f"values[{name!r}]", v, 1) for name, v in values.items()}
     fig = _new_figure(5.5, 3.6)
     ax = fig.subplots()
-    edges = np.linspace(0.0, 1.0, bins + 1)
+    # Distance correlations of many weight pairs crowd near 0: bin up to the largest one only.
+    top = max((float(v.max()) for v in arrays.values()), default=1.0)
+    edges = np.linspace(0.0, min(1.0, max(0.2, 1.1 * top)), bins + 1)
     for i, (name, v) in enumerate(arrays.items()):
         median = float(np.median(v))
         ax.hist(v, bins=edges, density=True, color=f"C{i}", alpha=0.45,
                 label=f"{name} (median {median:.2f})")  # fmt: skip
         ax.axvline(median, color=f"C{i}", lw=1.2, ls="--")
-    ax.set(xlabel="distance correlation of a weight pair", ylabel="density", xlim=(0, 1))
+    ax.set(xlabel="distance correlation of a weight pair", ylabel="density",
+           xlim=(0, edges[-1]))  # fmt: skip
     if arrays:
         ax.legend(fontsize="small")
     return _save(fig, path)
