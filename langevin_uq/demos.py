@@ -197,8 +197,8 @@ def schlogl_config(
     N(w_MLE, I) prior the path KL (about 3e4 nats for 321 weights) otherwise outweighs the data
     term (about 400) and spreads the replicas until the modes smear (measured: final-time W1 0.36
     of the mode gap at beta = 1, 0.05 at 0.01); and ``init_contraction = 10``, which starts the
-    replicas within about 0.3 prior scales of the MLE, because prior-wide replicas make the NODE
-    stiff enough to overflow in the first epochs.
+    replicas within about 0.3 (gamma = 1) to 0.6 (gamma = 2) prior scales of the MLE, because
+    prior-wide replicas make the NODE stiff enough to overflow in the first epochs.
     """
     epochs = 300 if quick else 800
     return Config.from_dict({
@@ -219,11 +219,15 @@ def schlogl_config(
 
 
 def final_time_modes(
-    y_final: Float[np.ndarray, " n"], centers: Float[np.ndarray, " K"], gap: float, data_final
+    y_final: Float[np.ndarray, " n"],
+    centers: Float[np.ndarray, " 2"],
+    gap: float,
+    data_final: Float[np.ndarray, " m"],
 ) -> dict[str, float]:
     """Mode fractions, per-mode mean and sd, and final-time W1 relative to the mode gap.
 
-    Each value is assigned to the nearest of the data's mode ``centers`` (sorted, K = 2).
+    Each value of ``y_final`` is assigned to the nearer of the data's two mode ``centers``
+    (sorted); W1 is against the data's final values ``data_final``, divided by ``gap``.
     """
     fractions = metrics.mode_fractions(y_final, centers)
     nearest = np.argmin(np.abs(y_final[:, None] - centers[None]), axis=1)
