@@ -41,16 +41,20 @@ def test_schlogl_demo_writes_every_figure_and_table(tmp_path, monkeypatch):
     monkeypatch.setattr(demos, "schlogl_config", short)
     system = SchloglSystem(n=24, n_times=6, t_end=4.0)
     result = run_schlogl_demo(tmp_path, quick=True, progress=False, echo=lambda _: None,
-                              system=system, grid=((8,), (10,)))  # fmt: skip
+                              system=system, grid=((8, 64), (50,)))  # fmt: skip
     for name in ("density_over_time.png", "mixture_summaries.png", "convergence.png",
                  "distance_correlation.png"):  # fmt: skip
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC, name
     table = (tmp_path / "schlogl_table.md").read_text()
-    for text in ("LS energy-score", "MF-BBVI energy-score", "8 replicas", "10 steps"):
+    for text in ("LS energy-score", "MF-BBVI energy-score", "| 8 replicas", "64 replicas"):
         assert text in table, text
-    for run in ("ls-energy-score", "bbvi-meanfield-energy-score", "convergence/R8-S10"):
+    for run in ("ls-energy-score", "bbvi-meanfield-energy-score", "convergence/R8-S50"):
         assert (tmp_path / run / "samples.npz").is_file(), run
     assert np.isfinite(result["convergence"]).all()
+    # The 64 x 50 cell is the LS fit itself (quick size), not a second fit.
+    ls_w1 = result["rows"]["LS energy-score"]["W1 mean over time"]
+    assert result["convergence"][1, 0] == ls_w1
+    assert not (tmp_path / "convergence/R64-S50").exists()
     rows = result["rows"]
     assert rows["data"]["W1 final / gap"] == 0.0
     assert 0.0 <= rows["LS energy-score"]["low-mode fraction"] <= 1.0
