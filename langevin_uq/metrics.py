@@ -308,7 +308,7 @@ def mixture_summary(
     modes : int
         Number of mixture components K.
     seed : int
-        Seed of the EM initialisation (k-means with 10 restarts).
+        Seed of the EM initialisation (the best of 3 EM runs from k-means starts).
 
     Returns
     -------
@@ -320,13 +320,19 @@ def mixture_summary(
     x = _finite("x", x, ndim=1)
     if modes < 1 or x.size < modes:
         raise DataError(f"mixture_summary needs 1 <= modes <= n, got {modes} and n = {x.size}.")
-    gm = GaussianMixture(modes, n_init=3, random_state=seed, reg_covar=1e-6 * (x.var() + 1e-12))
+    # Fewer distinct values than modes (e.g. a fixed initial state): fit as many components as
+    # there are values and give the rest zero weight at the last one.
+    k = min(modes, np.unique(x).size)
+    gm = GaussianMixture(k, n_init=3, random_state=seed, reg_covar=1e-6 * (x.var() + 1e-12))
     gm.fit(x[:, None])
     order = np.argsort(gm.means_[:, 0])
+    pad = modes - k
+    weight, mean = gm.weights_[order], gm.means_[order, 0]
+    sd = np.sqrt(gm.covariances_.reshape(-1)[order])
     return {
-        "weight": gm.weights_[order],
-        "mean": gm.means_[order, 0],
-        "sd": np.sqrt(gm.covariances_.reshape(-1)[order]),
+        "weight": np.concatenate([weight, np.zeros(pad)]),
+        "mean": np.concatenate([mean, np.full(pad, mean[-1])]),
+        "sd": np.concatenate([sd, np.full(pad, sd[-1])]),
     }
 
 

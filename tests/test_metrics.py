@@ -196,6 +196,9 @@ def test_mixture_summary_recovers_two_unequal_modes(rng):
     np.testing.assert_allclose(gm["sd"], [low.std(), high.std()], rtol=1e-2)
     with pytest.raises(DataError):
         metrics.mixture_summary(np.ones(1), 2)
+    constant = metrics.mixture_summary(np.full(20, 3.0), 2)  # a fixed state: no warning
+    np.testing.assert_allclose(constant["mean"], 3.0)
+    np.testing.assert_allclose(constant["weight"], [1.0, 0.0])
 
 
 def test_mode_fractions_split_at_midpoints():
