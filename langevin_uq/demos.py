@@ -205,8 +205,10 @@ def schlogl_config(
     prior-wide replicas make the NODE stiff enough to overflow in the first epochs.
     """
     epochs = 300 if quick else 800
-    replicas = replicas or (64 if quick else 128)
-    steps = steps or (50 if quick else 100)
+    if replicas is None:
+        replicas = 64 if quick else 128
+    if steps is None:
+        steps = 50 if quick else 100
     return Config.from_dict({
         "data": {"scaling": "standardize", "validation_fraction": 0.0},
         "model": {"R_hidden": [16, 16], "R_activation": "tanh", "substeps": 4},
@@ -235,9 +237,8 @@ def final_time_modes(
     Each value of ``y_final`` is assigned to the nearer of the data's two mode ``centers``
     (sorted); W1 is against the data's final values ``data_final``, divided by ``gap``.
     """
-    fractions = metrics.mode_fractions(y_final, centers)
-    nearest = np.argmin(np.abs(y_final[:, None] - centers[None]), axis=1)
-    row = {"low-mode fraction": float(fractions[0])}
+    nearest = metrics.nearest_mode(y_final, centers)
+    row = {"low-mode fraction": float(np.mean(nearest == 0))}
     for k, name in enumerate(("low", "high")):
         member = y_final[nearest == k]
         row[f"{name} mean"] = float(member.mean()) if member.size else float("nan")

@@ -25,6 +25,7 @@ __all__ = [
     "format_parameter_table",
     "mixture_summary",
     "mode_fractions",
+    "nearest_mode",
     "parameter_table",
     "w1_over_time",
     "wasserstein1",
@@ -336,16 +337,20 @@ def mixture_summary(
     }
 
 
-def mode_fractions(x: Float[HostArray, " n"], centers: Float[HostArray, " K"]) -> np.ndarray:
-    """Fraction of a 1-D sample nearest to each of the mode `centers` (e.g. the data's means).
+def nearest_mode(x: Float[HostArray, " n"], centers: Float[HostArray, " K"]) -> np.ndarray:
+    """Index of the mode `centers` (e.g. the data's means) nearest to each value of a 1-D sample.
 
     Nearest-centre assignment splits the line at the midpoints between centres, so a broad mode's
     tail never claims points beyond a narrow neighbour, as a mixture's posterior would.
     """
     x = _finite("x", x, ndim=1)
     centers = _finite("centers", centers, ndim=1)
-    nearest = np.argmin(np.abs(x[:, None] - centers[None]), axis=1)
-    return np.bincount(nearest, minlength=centers.size) / x.size
+    return np.argmin(np.abs(x[:, None] - centers[None]), axis=1)
+
+
+def mode_fractions(x: Float[HostArray, " n"], centers: Float[HostArray, " K"]) -> np.ndarray:
+    """Fraction of a 1-D sample in each mode, by `nearest_mode`."""
+    return np.bincount(nearest_mode(x, centers), minlength=np.size(centers)) / np.size(x)
 
 
 def weight_statistics(samples: Float[HostArray, "M n"]) -> dict[str, np.ndarray]:
