@@ -73,9 +73,9 @@ def simulate(
     b: Annotated[float | None, typer.Option(help="Schloegl: copy number of B [2e5]")] = None,
 ) -> None:
     """Simulate a demonstration system and write its trajectories."""
-    import jax.random as jr
 
     from .data import save_trajectories
+    from .seeding import stream
 
     _system(system, SIMULATORS)
     given = {k: v for k, v in locals().items() if v is not None and k in
@@ -92,7 +92,7 @@ def simulate(
         noise = given.pop("noise_sd", 0.0)
         if noise < 0:
             raise ConfigError(f"--noise-sd must be >= 0, got {noise}")
-        data = simulate_ou(OUSystem(n=n, **given), jr.key(seed), noise_sd=noise)
+        data = simulate_ou(OUSystem(n=n, **given), stream(seed, "simulate"), noise_sd=noise)
     else:
         from .systems.schlogl import SchloglSystem, simulate_schlogl
 
@@ -100,7 +100,7 @@ def simulate(
             if given["x0"] != int(given["x0"]) or given["x0"] < 0:
                 raise ConfigError(f"--x0 must be a whole copy number >= 0, got {given['x0']}")
             given["x0"] = int(given["x0"])
-        data = simulate_schlogl(SchloglSystem(n=n, **given), jr.key(seed))
+        data = simulate_schlogl(SchloglSystem(n=n, **given), stream(seed, "simulate"))
     save_trajectories(data, out)
     typer.echo(f"wrote {n} {system} trajectories to {out}")
 
@@ -153,16 +153,16 @@ def sample(
 ) -> None:
     """Draw posterior weight samples: by simulating the learned SDE (ls), from the Gaussian
     guide (bbvi-*) or from the stored chains (nuts)."""
-    import jax.random as jr
     import numpy as np
 
     from .checkpoint import save_samples
     from .run import load_run, sample_weights
+    from .seeding import stream
 
     if out.suffix != ".npz":
         raise ConfigError(f"--out {out} must end in .npz")
     run = load_run(run_dir)
-    w = sample_weights(run, n, jr.key(seed))
+    w = sample_weights(run, n, stream(seed, "sample"))
     save_samples(out, np.asarray(w), run.partition.names, run.partition.stochastic_mask)
     typer.echo(f"wrote {n} samples of {run.partition.n_weights} weights to {out}")
 

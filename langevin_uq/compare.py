@@ -23,6 +23,7 @@ from .data import Trajectories
 from .errors import ConfigError
 from .report import group_scores, predict_per_group
 from .run import FittedRun, fit, sample_weights
+from .seeding import stream
 
 SD_RATIO_BAND = (0.8, 1.25)
 """Per-weight sd ratios against NUTS inside this band count as agreeing (issue 3, item 2)."""
@@ -119,7 +120,8 @@ def compare_methods(
         t0 = time.perf_counter()
         run = fit(data, config.replace(method={"kind": kind}), run_dir=run_dir, progress=progress)
         seconds = time.perf_counter() - t0
-        w = np.asarray(sample_weights(run, n, jr.fold_in(jr.key(config.train.seed), 100 + i)))
+        key = jr.fold_in(stream(config.train.seed, "compare/samples"), i)
+        w = np.asarray(sample_weights(run, n, key))
         y_rep, members = predict_per_group(run, scored, w)
         scores, curve = group_scores(y_rep, scored, members)
         row = {"wall seconds": seconds, **scores, **_nuts_columns(run)}

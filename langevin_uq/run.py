@@ -34,6 +34,7 @@ from .posterior import AbstractPosterior, EmpiricalPosterior, LangevinPosterior
 from .prior import OUPrior
 from .problem import GroupInputs, group_inputs, predict_ensemble, predict_groups, training_arrays
 from .sampler import Drift, LangevinSampler, pseudo_time_grid
+from .seeding import stream
 from .train import ELBO, Trainable, TrainState, fit_mle, init_state, make_chunk_step
 from .weights import WeightPartition, make_partition
 
@@ -90,9 +91,8 @@ def _dtype(config: Config):
 
 
 def _keys(seed: int) -> dict[str, PRNGKeyArray]:
-    base = jr.key(seed)
     names = ("split", "model", "drift", "train", "samples")
-    return {name: jr.fold_in(base, i) for i, name in enumerate(names)}
+    return {name: stream(seed, f"fit/{name}") for name in names}
 
 
 def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):

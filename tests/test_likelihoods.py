@@ -42,7 +42,7 @@ def test_energy_score_matches_the_metric_per_group(weighting):
         weight = np.ones((T, NY))
     else:
         spread = np.mean([Y[GROUP == g].std(axis=0) for g in range(G)], axis=0)
-        weight = 1 / spread / np.mean(1 / spread)
+        weight = 1 / spread
     np.testing.assert_allclose(1.0 if lk.weight is None else lk.weight, weight, rtol=1e-5)
     direct = 0.0
     for g in range(G):
@@ -50,6 +50,16 @@ def test_energy_score_matches_the_metric_per_group(weighting):
         pred = (Y_PRED[:, g] * weight).reshape(R, -1)
         direct += len(obs) * metrics.energy_score(pred, obs)
     assert _loss(lk) == pytest.approx(direct, rel=1e-4)
+
+
+def test_energy_score_with_spread_weights_does_not_depend_on_the_output_units():
+    # Its balance against the KL must not move when the data are rescaled.
+    def loss(c):
+        lk = build_likelihood("energy-score", y=c * Y, group=GROUP, n_groups=G, y_mle=c * Y_MLE)
+        return float(lk.loss(jnp.asarray(c * Y_PRED), jnp.asarray(c * Y), GROUP, jnp.asarray(1.0)))
+
+    assert loss(1e-3) == pytest.approx(loss(1.0), rel=1e-4)
+    assert loss(50.0) == pytest.approx(loss(1.0), rel=1e-4)
 
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])

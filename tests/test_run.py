@@ -303,7 +303,7 @@ def last_layer(ou_data, make_config):
         data={"scaling": "standardize", "validation_fraction": 0.0},
         model={"R_hidden": [3]},
         partition={"variant": "bll-fixed"},
-        train={"epochs": 10, "mle_epochs": 300},
+        train={"epochs": 10, "mle_epochs": 1500},
     )
     return fit(ou_data, config)
 
