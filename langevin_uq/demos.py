@@ -78,7 +78,11 @@ def ou_config(kind: str, *, quick: bool = False, seed: int = 0, method: str = "l
     particles per step as the sampler has replicas.
     """
     aleatory = kind == "energy-score"
-    epochs = 60 if quick else (2500 if aleatory else 600)
+    epochs = 60 if quick else (1500 if aleatory else 600)
+    # The energy score's pull on sd(w1) is weak against its Monte Carlo noise: at lr 1e-2 the
+    # sampler collapsed sd(w1) to 0.14x on one of four OU data sets; at 3e-3 all four stayed
+    # within 7 % (issue 2 note).
+    lr = 3e-3 if aleatory and method == "ls" and not quick else 1e-2
     replicas = 64 if quick else 256
     return Config.from_dict({
         "data": {"scaling": "none", "validation_fraction": 0.1},
@@ -89,7 +93,7 @@ def ou_config(kind: str, *, quick: bool = False, seed: int = 0, method: str = "l
                     "init_contraction": 0.5 if aleatory else 0.0,
                     "posterior_samples": 1000 if quick else 4096},
         "likelihood": {"kind": kind},
-        "train": {"epochs": epochs, "lr": 1e-2, "mle_epochs": 2000,
+        "train": {"epochs": epochs, "lr": lr, "mle_epochs": 2000,
                   "batch_trajectories": 256, "seed": seed, "checkpoint_every": 500},
         "method": {"kind": method, "particles": replicas},
     })  # fmt: skip
