@@ -73,7 +73,6 @@ def simulate(
     b: Annotated[float | None, typer.Option(help="Schloegl: copy number of B [2e5]")] = None,
 ) -> None:
     """Simulate a demonstration system and write its trajectories."""
-
     from .data import save_trajectories
     from .seeding import stream
 
