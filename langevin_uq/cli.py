@@ -155,13 +155,13 @@ def sample(
     import numpy as np
 
     from .checkpoint import save_samples
-    from .run import load_run, sample_weights
-    from .seeding import stream
+    from .prediction import run_samples
+    from .run import load_run
 
     if out.suffix != ".npz":
         raise ConfigError(f"--out {out} must end in .npz")
     run = load_run(run_dir)
-    w = sample_weights(run, n, stream(seed, "sample"))
+    w = run_samples(run, run_dir, n, seed)
     save_samples(out, np.asarray(w), run.partition.names, run.partition.stochastic_mask)
     typer.echo(f"wrote {n} samples of {run.partition.n_weights} weights to {out}")
 
