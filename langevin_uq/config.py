@@ -125,6 +125,7 @@ class LikelihoodOptions:
     modes: int = 1
     time_reduction: str = "sum"
     time_weighting: str = "inverse-spread"
+    marginal: bool = False
     sigma: str | float = "auto"
 
     def __post_init__(self):
@@ -132,6 +133,8 @@ class LikelihoodOptions:
         _choice("likelihood.time_reduction", self.time_reduction, ("sum", "mean"))
         _choice("likelihood.time_weighting", self.time_weighting, ("none", "inverse-spread"))
         _at_least("likelihood", self, 1, "modes")
+        if self.marginal and self.kind != "energy-score":
+            raise ConfigError("likelihood.marginal applies to the energy score only")
         if isinstance(self.sigma, str):
             _choice("likelihood.sigma", self.sigma, ("auto",))
         elif not self.sigma > 0:

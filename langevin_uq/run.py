@@ -280,7 +280,7 @@ def fit(
         lk.kind, y=np.asarray(train_s.y, np.dtype(dtype)), group=train_s.group,
         n_groups=inputs.n_groups, y_mle=y_mle, sigma=_sigma_scaled(lk.sigma, scaler),
         modes=lk.modes, time_reduction=lk.time_reduction, time_weighting=lk.time_weighting,
-        seed=config.train.seed,
+        marginal=lk.marginal, seed=config.train.seed,
     )  # fmt: skip
     if run_dir is not None and not resume:
         run_dir.mkdir(parents=True, exist_ok=True)

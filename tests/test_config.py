@@ -36,6 +36,7 @@ def test_replace_validates():
         ({"train": {"epochs": "many"}}, "train.epochs"),
         ({"train": {"x64": 1}}, "train.x64"),
         ({"likelihood": {"kind": "foo"}}, "likelihood.kind"),
+        ({"likelihood": {"marginal": True}}, "likelihood.marginal"),
         ({"prior": {"scale": 0}}, "prior.scale"),
         ({"sampler": {"final_dtau": 0.5}}, "sampler.final_dtau"),
         ({"model": {"R_hidden": [16, -1]}}, "model.R_hidden"),

@@ -62,6 +62,34 @@ def test_energy_score_with_spread_weights_does_not_depend_on_the_output_units():
     assert loss(50.0) == pytest.approx(loss(1.0), rel=1e-4)
 
 
+@pytest.mark.parametrize("weighting", ["none", "inverse-spread"])
+def test_marginal_energy_score_is_the_sum_of_the_per_time_scores(weighting):
+    lk = build_likelihood("energy-score", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE,
+                          time_weighting=weighting, marginal=True)  # fmt: skip
+    weight = np.ones((T, NY)) if lk.weight is None else np.asarray(lk.weight)
+    direct = 0.0
+    for g in range(G):
+        obs, pred = Y[GROUP == g] * weight, Y_PRED[:, g] * weight
+        for j in range(T):
+            for k in range(NY):
+                direct += len(obs) * metrics.energy_score(pred[:, j, k, None], obs[:, j, k, None])
+    assert _loss(lk) == pytest.approx(direct, rel=1e-4)
+
+
+def test_marginal_energy_score_ignores_how_replicas_pair_up_across_times():
+    # Shuffling the replicas independently at each time keeps every marginal and breaks the
+    # joint law: the marginal score must not change, the whole-trajectory score must.
+    shuffled = np.stack([Y_PRED[RNG.permutation(R), :, j] for j in range(T)], axis=2)
+    scores = {}
+    for marginal in (True, False):
+        lk = build_likelihood("energy-score", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE,
+                              marginal=marginal)  # fmt: skip
+        scores[marginal] = [float(lk.loss(jnp.asarray(p), jnp.asarray(Y), GROUP, 1.0))
+                            for p in (Y_PRED, shuffled)]  # fmt: skip
+    assert scores[True][1] == pytest.approx(scores[True][0], rel=1e-5)
+    assert abs(scores[False][1] - scores[False][0]) > 1e-3 * abs(scores[False][0])
+
+
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_mixture_with_one_mode_is_eq21(reduction):
     lk = build_likelihood("marginal-mixture", y=Y, group=GROUP, n_groups=G, y_mle=Y_MLE,
@@ -111,7 +139,8 @@ def test_mixture_finds_two_modes_with_their_weights():
     "kwargs",
     [{"kind": "student"}, {"kind": "gaussian", "sigma": -1.0}, {"kind": "gaussian", "sigma": "x"},
      {"kind": "marginal-mixture", "modes": 0},
-     {"kind": "marginal-mixture", "time_reduction": "max"}],
+     {"kind": "marginal-mixture", "time_reduction": "max"},
+     {"kind": "gaussian", "marginal": True}],
 )  # fmt: skip
 def test_bad_likelihood_options_are_refused(kwargs):
     with pytest.raises(ConfigError):
