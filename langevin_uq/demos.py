@@ -197,9 +197,9 @@ def schlogl_config(
     stays at most about 0.15 (from 25 steps on), where explicit Euler-Maruyama is stable for the
     initial pull of gain 11.
 
-    ``replicas`` and ``steps`` default to 128 and 100 (64 and 50 when ``quick``): on the default
-    constants 128 x 100 gave the low mode's width 1.2x the data's where 64 x 50 gave it 1.2x to
-    3.2x (seed 0 of an earlier data stream; on the current one it is 1.5-1.7x, issue 5 note).
+    ``replicas`` and ``steps`` default to 128 and 100 (64 and 50 when ``quick``). On the default
+    constants, 128 x 100 gives the low mode's final-time width 1.16-1.25x the data's and the
+    high mode's 0.65-0.82x (seeds 0 and 1, issue 5 note).
 
     The energy score is the per-time one (``likelihood.marginal``). The SSA's trajectories
     fluctuate about their mode faster than any NODE trajectory can, and the whole-trajectory
