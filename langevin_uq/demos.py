@@ -315,6 +315,7 @@ def run_schlogl_demo(
                       "fit seconds": fitted.seconds}  # fmt: skip
         if (method, kind) == ("ls", "energy-score"):  # the convergence study's cell of this size
             cells[config.sampler.replicas, config.sampler.steps] = rows[name]["W1 mean over time"]
+            per_time = config.likelihood.marginal
         fraction = rows[name]["low-mode fraction"]
         echo(f"{name}: fitted in {fitted.seconds:.1f} s, low-mode fraction {fraction:.3f} "
              f"(data {rows['data']['low-mode fraction']:.3f})")  # fmt: skip
@@ -363,7 +364,8 @@ def run_schlogl_demo(
         f"Final time t = {t[-1]:g}: modes by nearest data-mode mean ({centers[0]:.1f}, "
         f"{centers[1]:.1f}; gap {gap:.1f}); W1 in copy numbers.\n\n"
         + _markdown_table("source", rows)
-        + "\nEnergy score: per time (likelihood.marginal = true).\n"
+        + f"\nEnergy score: {'per time' if per_time else 'whole trajectories'} "
+        + f"(likelihood.marginal = {str(per_time).lower()}).\n"
         + "\nConvergence (Fig. 6): W1 mean over time, energy-score LS\n\n"
         + _markdown_table("", grid_rows)
         + "\nPairwise distance correlation of sampled weights (Fig. 7)\n\n"

@@ -46,7 +46,13 @@ def test_schlogl_demo_writes_every_figure_and_table(tmp_path, monkeypatch):
                  "distance_correlation.png"):  # fmt: skip
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC, name
     table = (tmp_path / "schlogl_table.md").read_text()
-    for text in ("LS energy-score", "MF-BBVI energy-score", "| 8 replicas", "64 replicas"):
+    for text in (
+        "LS energy-score",
+        "MF-BBVI energy-score",
+        "| 8 replicas",
+        "64 replicas",
+        "Energy score: per time (likelihood.marginal = true)",
+    ):
         assert text in table, text
     for run in ("ls-energy-score", "bbvi-meanfield-energy-score", "convergence/R8-S50"):
         assert (tmp_path / run / "samples.npz").is_file(), run
