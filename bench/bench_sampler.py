@@ -12,6 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 
 from langevin_uq.prior import OUPrior
 from langevin_uq.sampler import Drift, LangevinSampler, pseudo_time_grid
@@ -28,7 +29,7 @@ def _time(fn, *args, repeat=5):
 
 
 def bench_simulation(n_weights: int, replicas: int = 256, steps: int = 100) -> None:
-    taus = jnp.asarray(pseudo_time_grid(steps, 0.01, "geometric", 1e-4))
+    taus = pseudo_time_grid(steps, 0.01, "geometric", 1e-4)
     sampler = LangevinSampler(OUPrior(jnp.zeros(n_weights), 1.0), taus, jnp.zeros(n_weights), 0.01)
     drift = Drift(n_weights, [32, 32], time_dependent=True, key=jr.key(0))
     scan = eqx.filter_jit(lambda d, k: sampler.simulate(d, k, replicas)[:2])
@@ -36,17 +37,20 @@ def bench_simulation(n_weights: int, replicas: int = 256, steps: int = 100) -> N
     correction = jax.vmap(sampler.drift_correction, in_axes=(None, 0, None))
 
     @eqx.filter_jit
-    def one_step(d, w, kl, tau, dtau, k):
-        g = correction(d, w, tau)
+    def one_step(d, w, kl, remaining, dtau, k):
+        g = correction(d, w, remaining)
         noise = jr.normal(k, w.shape)
         w = w + dtau * (sampler.prior.drift(w) + g) + jnp.sqrt(2 * dtau) * noise
         return w, kl + dtau * jnp.sum(g**2, -1) / 4
+
+    remaining = np.asarray(sampler.remaining)
 
     def loop(d, key):
         w = jnp.zeros((replicas, n_weights)) + 0.01 * jr.normal(key, (replicas, n_weights))
         kl = jnp.zeros(replicas)
         for k in range(steps):
-            w, kl = one_step(d, w, kl, taus[k], taus[k + 1] - taus[k], jr.fold_in(key, k))
+            dtau = remaining[k] - remaining[k + 1]
+            w, kl = one_step(d, w, kl, remaining[k], dtau, jr.fold_in(key, k))
         return w, kl
 
     t_scan, t_loop = _time(scan, drift, jr.key(1)), _time(loop, drift, jr.key(1))

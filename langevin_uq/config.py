@@ -87,6 +87,9 @@ class SamplerOptions:
     `langevin_uq.sampler`); ``"uniform"`` and ``false`` give the paper's sampler.
     ``init_contraction > 0`` starts the drift as a pull of that gain back to the MLE instead of
     the prior SDE, so that the first epochs do not push prior-wide replicas through the model.
+    ``drift_init = "laplace"`` adds the h-transform of the Laplace approximation at the MLE
+    (`langevin_uq.laplace`) as a fixed part of the drift, so that training starts from a
+    Gaussian approximation of the posterior instead of the prior.
     """
 
     replicas: int = 256
@@ -98,6 +101,7 @@ class SamplerOptions:
     drift_hidden: list[int] = field(default_factory=lambda: [32, 32])
     init_noise: float = 1e-2
     init_contraction: float = 0.0
+    drift_init: str = "prior"
     gamma0: float = 1.0
     anneal_epochs: int = 0
     posterior_samples: int = 1000
@@ -112,6 +116,7 @@ class SamplerOptions:
             )
         _positive_ints("sampler.drift_hidden", self.drift_hidden)
         _non_negative("sampler", self, "init_contraction", "init_noise")
+        _choice("sampler.drift_init", self.drift_init, ("prior", "laplace"))
         _at_least("sampler", self, 1, "gamma0")
         _non_negative("sampler", self, "anneal_epochs")
         _at_least("sampler", self, 1, "posterior_samples")
@@ -147,6 +152,8 @@ class TrainOptions:
 
     ``lr_schedule = "cosine"`` decays Adam's step from ``lr`` to ``lr_final * lr`` over
     ``epochs``: the loss is a Monte Carlo estimate, and the decay averages its noise out.
+    ``lr_warmup > 0`` first ramps the step linearly up to ``lr`` over that many epochs (then
+    the schedule runs over the remaining epochs).
     ``grad_clip`` caps the gradient's global norm before Adam (0 turns it off). Early replicas
     spread as wide as the prior, where a nonlinear model's likelihood is extreme; unclipped,
     those first gradients drive the drift into a collapsed state it does not leave (measured:
@@ -160,6 +167,7 @@ class TrainOptions:
     lr: float = 1e-2
     lr_schedule: str = "cosine"
     lr_final: float = 0.05
+    lr_warmup: int = 0
     grad_clip: float = 10.0
     beta: float = 1.0
     mle_epochs: int = 2000
@@ -177,6 +185,12 @@ class TrainOptions:
         _choice("train.lr_schedule", self.lr_schedule, ("cosine", "constant"))
         if not 0 < self.lr_final <= 1:
             raise ConfigError(f"train.lr_final must be in (0, 1], got {self.lr_final}")
+        _non_negative("train", self, "lr_warmup", note=" (0 = off)")
+        if self.lr_warmup >= self.epochs:
+            raise ConfigError(
+                f"train.lr_warmup = {self.lr_warmup} must be shorter than train.epochs = "
+                f"{self.epochs}"
+            )
         _non_negative("train", self, "grad_clip", note=" (0 = off)")
         _non_negative("train", self, "beta")
         _non_negative("train", self, "batch_trajectories", note=" (0 = all)")
@@ -242,6 +256,13 @@ class Config:
             raise ConfigError(
                 "method.kind = 'nuts' cannot re-optimise w_D; use partition.variant 'bll-fixed'"
             )
+        if self.sampler.drift_init == "laplace" and self.likelihood.kind == "energy-score":
+            raise ConfigError(
+                "sampler.drift_init = 'laplace' needs a likelihood with a density per replica; "
+                "the energy score compares the whole ensemble with the data: use 'prior'"
+            )
+        if self.sampler.drift_init == "laplace" and not self.train.beta > 0:
+            raise ConfigError("sampler.drift_init = 'laplace' needs train.beta > 0")
         if kind != "ls" and not self.train.beta > 0:
             raise ConfigError(f"method.kind = {kind!r} needs train.beta > 0, got {self.train.beta}")
 

@@ -107,8 +107,7 @@ def drift_score_cosine(run: FittedRun, w_s: np.ndarray, law: OUWeightLaw) -> flo
     """
     w = jnp.asarray(w_s, run.w_mle.dtype)
     sampler, drift = run.posterior.sampler, run.posterior.drift
-    tau = sampler.taus[-2]
-    f = jax.vmap(sampler.drift, in_axes=(None, 0, None))(drift, w, tau)
+    f = jax.vmap(sampler.drift, in_axes=(None, 0, None))(drift, w, sampler.remaining[-2])
     score = law.score(w)
     cos = jnp.sum(f * score, -1) / (jnp.linalg.norm(f, axis=-1) * jnp.linalg.norm(score, axis=-1))
     return float(jnp.mean(cos))

@@ -28,6 +28,7 @@ from .baselines.nuts import run_nuts
 from .config import Config
 from .data import Scaler, Trajectories, split
 from .errors import ConfigError, RunDirError, TrainingDivergedError, TrainingInterrupted
+from .laplace import LaplaceTransform, data_term_hessian
 from .likelihoods import build_likelihood
 from .model import build_model
 from .posterior import AbstractPosterior, EmpiricalPosterior, LangevinPosterior
@@ -124,13 +125,18 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
     s = config.sampler
     sampler = LangevinSampler(
         prior=OUPrior(mean=_prior_mean(config, w_s), scale=config.prior.scale),
-        taus=jnp.asarray(_taus(s), dtype),
+        taus=_taus(s),
         init_center=w_s,
         init_noise=s.init_noise,
     )
+    laplace = (
+        LaplaceTransform.placeholder(partition.n_stochastic, dtype)
+        if s.drift_init == "laplace"
+        else None
+    )
     drift = Drift(
         partition.n_stochastic, s.drift_hidden, time_dependent=s.time_dependent,
-        contraction=s.init_contraction, key=keys["drift"],
+        contraction=s.init_contraction, laplace=laplace, key=keys["drift"],
     )  # fmt: skip
     drift = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, drift)
     return partition, w_init, sampler, Trainable(drift=drift, w_d=w_d_opt)
@@ -323,6 +329,9 @@ def fit(
         fitted = FittedRun(config, partition, posterior, w_d_mle, w_mle, scaler, 0,
                            result.summary())  # fmt: skip
     else:
+        if method.kind == "ls" and s.drift_init == "laplace" and not resume:
+            params = _with_laplace(params, partition, likelihood, inputs, train_arrays,
+                                   w_s_mle, w_d_mle, tr.beta)  # fmt: skip
         if method.kind == "ls":
             objective = ELBO(
                 sampler=sampler, partition=partition, likelihood=likelihood, inputs=inputs,
@@ -356,9 +365,7 @@ def fit(
                 )
             halvings += 1
             config = _halve_dtau(config, 1)
-            sampler = eqx.tree_at(
-                lambda smp: smp.taus, sampler, jnp.asarray(_taus(config.sampler), dtype)
-            )
+            sampler = sampler.with_grid(_taus(config.sampler))
             objective = eqx.tree_at(lambda obj: obj.sampler, objective, sampler)
             if run_dir is not None:
                 write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
@@ -373,11 +380,39 @@ def fit(
     return fitted
 
 
+def _with_laplace(params, partition, likelihood, inputs, train, w_s, w_d, beta):
+    """``params`` whose drift holds the Laplace h-transform at the MLE (`langevin_uq.laplace`).
+
+    The Hessian is the data term's (all training trajectories, one replica) divided by
+    ``beta``, the posterior the ELBO targets being prior times ``exp(-data term / beta)``.
+    """
+
+    def data_term(v):
+        pred = predict_ensemble(partition, partition.join(v, w_d)[None], inputs)
+        return likelihood.loss(pred, train.y, train.group, jnp.asarray(1.0, pred.dtype)) / beta
+
+    hessian = data_term_hessian(data_term, w_s)
+    if not np.all(np.isfinite(hessian)):
+        raise TrainingDivergedError(
+            "the Hessian of the data term at the MLE is not finite, so sampler.drift_init = "
+            "'laplace' cannot start from it; use 'prior'"
+        )
+    laplace = LaplaceTransform.from_hessian(hessian, w_s)
+    return eqx.tree_at(lambda p: p.drift.laplace, params, laplace)
+
+
 def _optimiser(tr) -> optax.GradientTransformation:
     if tr.lr_schedule == "constant":
-        adam = optax.adam(tr.lr)
+        schedule = optax.constant_schedule(tr.lr)
     else:
-        adam = optax.adam(optax.cosine_decay_schedule(tr.lr, tr.epochs, alpha=tr.lr_final))
+        decay = tr.epochs - tr.lr_warmup
+        schedule = optax.cosine_decay_schedule(tr.lr, decay, alpha=tr.lr_final)
+    if tr.lr_warmup:
+        # Adam's first steps move every parameter by about lr whatever its gradient; a ramp
+        # keeps them from throwing a drift that starts at a good law far from it.
+        ramp = optax.linear_schedule(tr.lr / tr.lr_warmup, tr.lr, tr.lr_warmup)
+        schedule = optax.join_schedules([ramp, schedule], [tr.lr_warmup])
+    adam = optax.adam(schedule)
     if tr.grad_clip > 0:
         return optax.chain(optax.clip_by_global_norm(tr.grad_clip), adam)
     return adam

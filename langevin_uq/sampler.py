@@ -28,6 +28,7 @@ import numpy as np
 
 from ._types import Array, Float, PRNGKeyArray
 from .errors import ConfigError
+from .laplace import LaplaceTransform
 from .model import MLP
 from .prior import OUPrior
 
@@ -64,11 +65,14 @@ class Drift(eqx.Module):
 
     Inputs are the weights relative to the sampler's starting point in units of the prior scale,
     and (when time-dependent) two features of ``tau``. The output is a linear map plus an MLP;
-    both output layers start at zero, so training starts from the prior SDE.
+    both output layers start at zero, so training starts from the prior SDE, or, with
+    ``laplace``, from the Laplace approximation's h-transform (`langevin_uq.laplace`), a fixed
+    term the trained part is added to.
     """
 
     linear: eqx.nn.Linear
     mlp: MLP
+    laplace: LaplaceTransform | None
     time_dependent: bool = eqx.field(static=True)
 
     def __init__(
@@ -78,6 +82,7 @@ class Drift(eqx.Module):
         *,
         time_dependent: bool,
         contraction: float = 0.0,
+        laplace: LaplaceTransform | None = None,
         key: PRNGKeyArray,
     ):
         n_in = 3 * n_weights + 2 if time_dependent else n_weights
@@ -98,6 +103,7 @@ class Drift(eqx.Module):
             mlp,
             (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)),
         )
+        self.laplace = laplace
         self.time_dependent = time_dependent
 
     def __call__(self, z: Float[Array, " n_in"]) -> Float[Array, " ns"]:
@@ -109,40 +115,67 @@ class LangevinSampler(eqx.Module):
 
     Attributes:
         prior: the OU prior (its mean and scale).
-        taus: the pseudo-time grid, shape ``(S + 1,)``.
+        remaining: the pseudo-time grid as remaining times ``T - tau_k``, shape ``(S + 1,)``,
+            from ``T`` down to 0. Kept this way (computed in float64 from ``taus``) because the
+            last steps of a geometric grid lie far below float32's resolution at ``T``.
         init_center: replicas start at ``init_center + init_noise * xi`` (the MLE's ``w_S``).
         init_noise: standard deviation of the initial perturbation.
     """
 
     prior: OUPrior
-    taus: Float[Array, " S+1"]
+    remaining: Float[Array, " S+1"]
     init_center: Float[Array, " ns"]
     init_noise: float = eqx.field(static=True)
 
+    def __init__(
+        self,
+        prior: OUPrior,
+        taus: Float[np.ndarray, " S+1"],
+        init_center: Float[Array, " ns"],
+        init_noise: float,
+    ):
+        """``taus``: the grid ``0 = tau_0 < ... < tau_S = T`` (`pseudo_time_grid`)."""
+        taus = np.asarray(taus, np.float64)
+        self.prior = prior
+        self.remaining = jnp.asarray(taus[-1] - taus, init_center.dtype)
+        self.init_center = init_center
+        self.init_noise = init_noise
+
     @property
     def total_time(self) -> Float[Array, ""]:
-        return self.taus[-1]
+        return self.remaining[0]
+
+    @property
+    def taus(self) -> Float[Array, " S+1"]:
+        """The pseudo-times ``tau_k`` (to float precision at ``T``)."""
+        return self.remaining[0] - self.remaining
+
+    def with_grid(self, taus: Float[np.ndarray, " S+1"]) -> "LangevinSampler":
+        """The same sampler on another pseudo-time grid."""
+        return LangevinSampler(self.prior, taus, self.init_center, self.init_noise)
 
     def drift_correction(
-        self, drift: Drift, w: Float[Array, " ns"], tau: Float[Array, ""]
+        self, drift: Drift, w: Float[Array, " ns"], remaining: Float[Array, ""]
     ) -> Float[Array, " ns"]:
-        """``g_theta(w, tau)`` in weight units per unit pseudo-time."""
+        """``g_theta(w, tau)`` in weight units per unit pseudo-time, at ``remaining = T - tau``."""
         s = self.prior.scale
+        base = 0.0 if drift.laplace is None else drift.laplace(w, remaining, self.prior.mean, s)
         u = (w - self.init_center) / s
         if not drift.time_dependent:
-            return drift(u) / s
+            return base + drift(u) / s
         total = self.total_time
-        offset = self.taus[-1] - self.taus[-2]
-        remaining = total - tau + offset
-        phi = jnp.stack([tau / total, jnp.log(remaining / total) / jnp.log(offset / total)])
+        offset = self.remaining[-2]
+        shifted = remaining + offset
+        phi = jnp.stack([1 - remaining / total, jnp.log(shifted / total) / jnp.log(offset / total)])
         phi = phi.astype(w.dtype)
         # u * phi lets the linear part's gain change with tau, as the h-transform's does.
         z = jnp.concatenate([u, u * phi[0], u * phi[1], phi])
-        return s * drift(z) / remaining
+        return base + s * drift(z) / shifted
 
-    def drift(self, drift: Drift, w: Float[Array, " ns"], tau: Float[Array, ""]):
-        """The posterior SDE's full drift ``f_theta = f_p + g_theta`` (approximates the score)."""
-        return self.prior.drift(w) + self.drift_correction(drift, w, tau)
+    def drift(self, drift: Drift, w: Float[Array, " ns"], remaining: Float[Array, ""]):
+        """The posterior SDE's full drift ``f_theta = f_p + g_theta`` (approximates the score)
+        at ``remaining = T - tau``."""
+        return self.prior.drift(w) + self.drift_correction(drift, w, remaining)
 
     def simulate(
         self,
@@ -165,14 +198,14 @@ class LangevinSampler(eqx.Module):
         k_init, k_steps = jr.split(key)
         ns = self.init_center.shape[0]
         w0 = self.init_center + self.init_noise * jr.normal(k_init, (n_replicas, ns), dtype)
-        taus = self.taus.astype(dtype)
-        step_keys = jr.split(k_steps, taus.shape[0] - 1)
+        remaining = self.remaining.astype(dtype)
+        step_keys = jr.split(k_steps, remaining.shape[0] - 1)
         correction = jax.vmap(self.drift_correction, in_axes=(None, 0, None))
 
         def step(carry, inputs):
             w, kl = carry
-            tau, dtau, k = inputs
-            g = correction(drift, w, tau)
+            left, dtau, k = inputs
+            g = correction(drift, w, left)
             noise = jr.normal(k, w.shape, dtype)
             w_next = w + dtau * (self.prior.drift(w) + g) + gamma * jnp.sqrt(2 * dtau) * noise
             kl = kl + dtau * jnp.sum(g**2, axis=-1) / (4 * gamma**2)
@@ -181,7 +214,7 @@ class LangevinSampler(eqx.Module):
         (w_end, kl), path = jax.lax.scan(
             step,
             (w0, jnp.zeros(n_replicas, dtype)),
-            (taus[:-1], jnp.diff(taus), step_keys),
+            (remaining[:-1], remaining[:-1] - remaining[1:], step_keys),
         )
         if save_path:
             path = jnp.concatenate([w0[None], path], axis=0)

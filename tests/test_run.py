@@ -388,3 +388,40 @@ def test_copy_of_a_run_directory_is_a_run(straight, tmp_path):
     _, run_dir, _ = straight
     shutil.copytree(run_dir, tmp_path / "copy")
     assert_bitwise_equal(load_run(tmp_path / "copy").posterior, load_run(run_dir).posterior)
+
+
+# --------------------------------------------------------------------------- Laplace start
+
+
+def test_laplace_start_is_in_the_checkpoint_and_resumes_exactly(ou_data, make_config, tmp_path):
+    """The Laplace h-transform is computed once, after the MLE, and lives in the checkpoint:
+    a loaded run samples as the fitted one, and a resumed run (which does not recompute it)
+    ends where an uninterrupted one does."""
+    config = make_config(sampler={"drift_init": "laplace"},
+                         train={"epochs": 20, "lr_schedule": "constant"})  # fmt: skip
+    run = fit(ou_data, config, run_dir=tmp_path / "straight")
+    laplace = run.posterior.drift.laplace
+    assert float(jnp.max(laplace.eigvals)) > 0
+    np.testing.assert_array_equal(laplace.centre, run.partition.split(run.w_mle)[0])
+    assert_bitwise_equal(load_run(tmp_path / "straight").posterior, run.posterior)
+    fit(ou_data, config.replace(train={"epochs": 10}), run_dir=tmp_path / "resumed")
+    resumed = fit(ou_data, config, run_dir=tmp_path / "resumed", resume=True)
+    assert_bitwise_equal(resumed.posterior, run.posterior)
+
+
+def test_lr_warmup_ramps_the_first_adam_steps_up_to_lr():
+    from langevin_uq.config import TrainOptions
+
+    lr, warmup = 1e-2, 10
+    optimiser = run_module._optimiser(TrainOptions(epochs=100, lr=lr, lr_warmup=warmup,
+                                                   grad_clip=0.0))  # fmt: skip
+    params = jnp.zeros(3)
+    state = optimiser.init(params)
+    steps = []
+    for _ in range(warmup + 1):
+        # Adam's step with a constant gradient is the scheduled rate itself.
+        updates, state = optimiser.update(jnp.ones(3), state, params)
+        steps.append(-float(updates[0]))
+    np.testing.assert_allclose(steps[0], lr / warmup, rtol=1e-3)
+    assert np.all(np.diff(steps) > 0)
+    np.testing.assert_allclose(steps[warmup], lr, rtol=1e-3)  # the cosine starts at lr

@@ -222,3 +222,16 @@ def test_energy_score_recovers_the_law_of_the_data_generating_weights(seed):
     assert np.all(np.abs(w.std(0) / sd - 1) < 0.1), (w.std(0), sd)
     corr, corr_truth = np.corrcoef(w.T)[0, 1], np.corrcoef(truth.T)[0, 1]
     assert abs(corr - corr_truth) < 0.1, (corr, corr_truth)
+
+
+def test_last_steps_below_float32_resolution_at_t_are_kept():
+    """At T = 4, float32 resolves pseudo-times only to 5e-7: steps of 1e-7 would vanish (and
+    the drift's 1 / (T - tau) divide by 0) if the grid were stored as tau_k, not T - tau_k."""
+    taus = pseudo_time_grid(400, 0.01, "geometric", 1e-7)
+    sampler = LangevinSampler(OUPrior(jnp.zeros(2), 1.0), taus, jnp.zeros(2, jnp.float32), 0.01)
+    steps = np.asarray(sampler.remaining[:-1] - sampler.remaining[1:])
+    np.testing.assert_allclose(steps, np.diff(taus), rtol=1e-5)
+    drift = Drift(2, [8], time_dependent=True, key=jr.key(0))
+    drift = eqx.tree_at(lambda d: d.linear.bias, drift, jnp.ones(2))  # a nonzero correction
+    w, kl, _ = sampler.simulate(drift, jr.key(1), 64)
+    assert np.all(np.isfinite(w)) and np.all(np.isfinite(kl))

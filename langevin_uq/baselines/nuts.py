@@ -11,6 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpyro import handlers
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.infer import MCMC, NUTS, init_to_value
 
@@ -66,7 +67,11 @@ def run_nuts(
     max_tree_depth: int = 10,
     progress: bool = False,
 ) -> NUTSResult:
-    """Sample ``p(w_S | D)`` proportional to ``exp(-loss) prior^beta`` with NUTS.
+    """Sample ``p(w_S | D)`` proportional to ``prior exp(-loss / beta)`` with NUTS.
+
+    That is the law the Langevin sampler's and BBVI's ``loss + beta KL`` are minimised by; the
+    model weighs the prior by ``beta`` (as BBVI's KL), so its whole log density is divided by
+    ``beta`` here.
 
     Args:
         model: the NumPyro model with ``particles = 0`` (one weight vector per evaluation).
@@ -80,7 +85,7 @@ def run_nuts(
     """
     method = "parallel" if chains > 1 and jax.local_device_count() >= chains else "sequential"
     kernel = NUTS(
-        model,
+        handlers.scale(model, scale=1.0 / model.beta),
         target_accept_prob=target_accept,
         max_tree_depth=max_tree_depth,
         init_strategy=init_to_value(values={"w": init}),

@@ -28,8 +28,12 @@ def noisy_ou():
     return simulate_ou(OUSystem(n=16, n_times=8), jr.key(0), noise_sd=SIGMA)
 
 
-def exact_posterior(run, data) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance of ``w_S`` given ``data`` for the linear-Gaussian run."""
+def exact_posterior(run, data, prior_var=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of ``w_S`` given ``data`` for the linear-Gaussian run.
+
+    The law every method targets: prior times ``exp(-loss / beta)`` with the run's
+    ``train.beta``; ``prior_var`` defaults to ``prior.scale^2``.
+    """
     inputs = group_inputs(data)
     w_s0, w_d = run.partition.split(run.w_mle)
 
@@ -39,7 +43,9 @@ def exact_posterior(run, data) -> tuple[np.ndarray, np.ndarray]:
     jac = np.asarray(jax.jacfwd(predict)(w_s0), np.float64)
     offset = np.asarray(predict(w_s0), np.float64) - jac @ np.asarray(w_s0, np.float64)
     y = np.asarray(data.y, np.float64).reshape(data.n_trajectories, -1)
-    prior_mean, s = np.asarray(w_s0, np.float64), run.config.prior.scale
-    precision = np.eye(len(w_s0)) / s**2 + len(y) * jac.T @ jac / SIGMA**2
-    rhs = prior_mean / s**2 + jac.T @ (y - offset).sum(axis=0) / SIGMA**2
+    prior_mean = np.asarray(w_s0, np.float64)
+    prior_var = run.config.prior.scale**2 if prior_var is None else prior_var
+    noise_var = SIGMA**2 * run.config.train.beta
+    precision = np.eye(len(w_s0)) / prior_var + len(y) * jac.T @ jac / noise_var
+    rhs = prior_mean / prior_var + jac.T @ (y - offset).sum(axis=0) / noise_var
     return np.linalg.solve(precision, rhs), np.linalg.inv(precision)

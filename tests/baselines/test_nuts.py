@@ -18,11 +18,15 @@ from langevin_uq.posterior import EmpiricalPosterior
 from langevin_uq.run import fit, load_run
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
+@pytest.fixture(scope="module", params=[1.0, 0.25], ids=["beta=1", "beta=0.25"])
+def fitted(request, tmp_path_factory):
+    """NUTS on the linear-Gaussian problem; at beta = 0.25 its target is prior times the
+    likelihood to the power 4, the law the Langevin sampler's and BBVI's loss + beta KL have."""
     method = {"kind": "nuts", "warmup": 300, "samples": 500, "chains": 2}
+    train = {**LINEAR_GAUSSIAN["train"], "beta": request.param}
+    config = tiny_config(**{**LINEAR_GAUSSIAN, "train": train}, method=method)
     run_dir = tmp_path_factory.mktemp("nuts") / "run"
-    return fit(noisy_ou(), tiny_config(**LINEAR_GAUSSIAN, method=method), run_dir=run_dir), run_dir
+    return fit(noisy_ou(), config, run_dir=run_dir), run_dir
 
 
 def test_nuts_matches_the_exact_posterior(fitted):
