@@ -145,11 +145,6 @@ class LangevinSampler(eqx.Module):
     def total_time(self) -> Float[Array, ""]:
         return self.remaining[0]
 
-    @property
-    def taus(self) -> Float[Array, " S+1"]:
-        """The pseudo-times ``tau_k`` (to float precision at ``T``)."""
-        return self.remaining[0] - self.remaining
-
     def with_grid(self, taus: Float[np.ndarray, " S+1"]) -> "LangevinSampler":
         """The same sampler on another pseudo-time grid."""
         return LangevinSampler(self.prior, taus, self.init_center, self.init_noise)

@@ -28,11 +28,11 @@ def noisy_ou():
     return simulate_ou(OUSystem(n=16, n_times=8), jr.key(0), noise_sd=SIGMA)
 
 
-def exact_posterior(run, data, prior_var=None) -> tuple[np.ndarray, np.ndarray]:
+def exact_posterior(run, data) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of ``w_S`` given ``data`` for the linear-Gaussian run.
 
     The law every method targets: prior times ``exp(-loss / beta)`` with the run's
-    ``train.beta``; ``prior_var`` defaults to ``prior.scale^2``.
+    ``train.beta``.
     """
     inputs = group_inputs(data)
     w_s0, w_d = run.partition.split(run.w_mle)
@@ -44,7 +44,7 @@ def exact_posterior(run, data, prior_var=None) -> tuple[np.ndarray, np.ndarray]:
     offset = np.asarray(predict(w_s0), np.float64) - jac @ np.asarray(w_s0, np.float64)
     y = np.asarray(data.y, np.float64).reshape(data.n_trajectories, -1)
     prior_mean = np.asarray(w_s0, np.float64)
-    prior_var = run.config.prior.scale**2 if prior_var is None else prior_var
+    prior_var = run.config.prior.scale**2
     noise_var = SIGMA**2 * run.config.train.beta
     precision = np.eye(len(w_s0)) / prior_var + len(y) * jac.T @ jac / noise_var
     rhs = prior_mean / prior_var + jac.T @ (y - offset).sum(axis=0) / noise_var
