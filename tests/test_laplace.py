@@ -52,7 +52,7 @@ def test_laplace_transform_samples_the_posterior_of_a_quadratic_likelihood():
     """
     steps = 400
     taus = pseudo_time_grid(steps, 1.0 / steps, "geometric", 1e-7)
-    sampler = LangevinSampler(OUPrior(jnp.asarray(PRIOR_MEAN), S), jnp.asarray(taus),
+    sampler = LangevinSampler(OUPrior(jnp.asarray(PRIOR_MEAN), S), taus,
                               jnp.asarray(START), 1e-4)  # fmt: skip
     centre = jnp.asarray(CENTRE, jnp.float32)
     laplace = LaplaceTransform.from_hessian(_hessian(), centre)
