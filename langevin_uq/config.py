@@ -79,6 +79,9 @@ class PriorOptions:
         _positive("prior", self, "scale")
 
 
+DRIFT_INITS = ("prior", "laplace", "gauss-newton")
+
+
 @dataclass(frozen=True)
 class SamplerOptions:
     """``[sampler]``: the learned-drift Langevin SDE (METHOD sections 5-6).
@@ -87,9 +90,10 @@ class SamplerOptions:
     `langevin_uq.sampler`); ``"uniform"`` and ``false`` give the paper's sampler.
     ``init_contraction > 0`` starts the drift as a pull of that gain back to the MLE instead of
     the prior SDE, so that the first epochs do not push prior-wide replicas through the model.
-    ``drift_init = "laplace"`` adds the h-transform of the Laplace approximation at the MLE
-    (`langevin_uq.laplace`) as a fixed part of the drift, so that training starts from a
-    Gaussian approximation of the posterior instead of the prior.
+    ``drift_init`` adds a fixed h-transform (`langevin_uq.htransform`) to the drift, so that
+    training starts near the posterior instead of at the prior: ``"laplace"`` that of the
+    Laplace approximation at the MLE, ``"gauss-newton"`` (``gaussian`` likelihood) that of the
+    data model linearised at each replica, which follows a curved posterior.
     """
 
     replicas: int = 256
@@ -116,7 +120,7 @@ class SamplerOptions:
             )
         _positive_ints("sampler.drift_hidden", self.drift_hidden)
         _non_negative("sampler", self, "init_contraction", "init_noise")
-        _choice("sampler.drift_init", self.drift_init, ("prior", "laplace"))
+        _choice("sampler.drift_init", self.drift_init, DRIFT_INITS)
         _at_least("sampler", self, 1, "gamma0")
         _non_negative("sampler", self, "anneal_epochs")
         _at_least("sampler", self, 1, "posterior_samples")
@@ -256,13 +260,19 @@ class Config:
             raise ConfigError(
                 "method.kind = 'nuts' cannot re-optimise w_D; use partition.variant 'bll-fixed'"
             )
-        if self.sampler.drift_init == "laplace" and self.likelihood.kind == "energy-score":
+        init = self.sampler.drift_init
+        if init == "laplace" and self.likelihood.kind == "energy-score":
             raise ConfigError(
                 "sampler.drift_init = 'laplace' needs a likelihood with a density per replica; "
                 "the energy score compares the whole ensemble with the data: use 'prior'"
             )
-        if self.sampler.drift_init == "laplace" and not self.train.beta > 0:
-            raise ConfigError("sampler.drift_init = 'laplace' needs train.beta > 0")
+        if init == "gauss-newton" and self.likelihood.kind != "gaussian":
+            raise ConfigError(
+                "sampler.drift_init = 'gauss-newton' needs likelihood.kind = 'gaussian', got "
+                f"{self.likelihood.kind!r}; 'laplace' serves 'marginal-mixture'"
+            )
+        if init != "prior" and not self.train.beta > 0:
+            raise ConfigError(f"sampler.drift_init = {init!r} needs train.beta > 0")
         if kind != "ls" and not self.train.beta > 0:
             raise ConfigError(f"method.kind = {kind!r} needs train.beta > 0, got {self.train.beta}")
 

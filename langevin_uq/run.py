@@ -28,7 +28,7 @@ from .baselines.nuts import run_nuts
 from .config import Config
 from .data import Scaler, Trajectories, split
 from .errors import ConfigError, RunDirError, TrainingDivergedError, TrainingInterrupted
-from .laplace import LaplaceTransform, data_term_hessian
+from .htransform import GaussNewtonTransform, LaplaceTransform, data_term_hessian
 from .likelihoods import build_likelihood
 from .model import build_model
 from .posterior import AbstractPosterior, EmpiricalPosterior, LangevinPosterior
@@ -96,8 +96,10 @@ def _keys(seed: int) -> dict[str, PRNGKeyArray]:
     return {name: stream(seed, f"fit/{name}") for name in names}
 
 
-def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
+def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype, grid=(0, 0)):
     """Data model, partition, and the untrained method: a function of config and sizes.
+
+    ``grid``: the data's ``(groups, times)``, the shapes of a Gauss-Newton guide's arrays.
 
     Returns ``(partition, w_init, sampler, params)``; ``sampler`` is the Langevin sampler's
     (``None`` for the baselines) and ``params`` what training starts from (``None`` for NUTS).
@@ -129,14 +131,14 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype):
         init_center=w_s,
         init_noise=s.init_noise,
     )
-    laplace = (
-        LaplaceTransform.placeholder(partition.n_stochastic, dtype)
-        if s.drift_init == "laplace"
-        else None
-    )
+    guide = None
+    if s.drift_init == "laplace":
+        guide = LaplaceTransform.placeholder(partition.n_stochastic, dtype)
+    elif s.drift_init == "gauss-newton":
+        guide = GaussNewtonTransform.placeholder(partition, *grid, n_outputs, n_inputs, dtype)
     drift = Drift(
         partition.n_stochastic, s.drift_hidden, time_dependent=s.time_dependent,
-        contraction=s.init_contraction, laplace=laplace, key=keys["drift"],
+        contraction=s.init_contraction, guide=guide, key=keys["drift"],
     )  # fmt: skip
     drift = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, drift)
     return partition, w_init, sampler, Trainable(drift=drift, w_d=w_d_opt)
@@ -279,7 +281,10 @@ def fit(
         mle_info = {"train_mse": result.train_mse, "validation_mse": result.validation_mse,
                     "epochs": result.epochs, "seconds": time.perf_counter() - t0}  # fmt: skip
 
-    partition, _, sampler, params = _skeleton(config, data.n_outputs, data.n_inputs, w_mle, dtype)
+    grid = inputs.t.shape
+    partition, _, sampler, params = _skeleton(
+        config, data.n_outputs, data.n_inputs, w_mle, dtype, grid
+    )
     y_mle = np.asarray(predict_groups(partition, w_mle, inputs))
     lk = config.likelihood
     likelihood = build_likelihood(
@@ -295,6 +300,7 @@ def fit(
         ckpt.write_json(run_dir / ckpt.METADATA, {
             "format": _FORMAT, "version": __version__, "dtau_halvings": 0,
             "n_outputs": data.n_outputs, "n_inputs": data.n_inputs,
+            "n_groups": grid[0], "n_times": grid[1],
             "n_weights": partition.n_weights, "n_stochastic": partition.n_stochastic,
             "scaler": scaler.to_dict(), "data_sha256": digest, "mle": mle_info,
             "n_train": train.n_trajectories,
@@ -332,6 +338,12 @@ def fit(
         if method.kind == "ls" and s.drift_init == "laplace" and not resume:
             params = _with_laplace(params, partition, likelihood, inputs, train_arrays,
                                    w_s_mle, w_d_mle, tr.beta)  # fmt: skip
+        if method.kind == "ls" and s.drift_init == "gauss-newton" and not resume:
+            guide = GaussNewtonTransform.from_data(
+                partition, inputs, w_d_mle, train_arrays.y, train_arrays.group,
+                likelihood.sigma, tr.beta,
+            )  # fmt: skip
+            params = eqx.tree_at(lambda p: p.drift.guide, params, guide)
         if method.kind == "ls":
             objective = ELBO(
                 sampler=sampler, partition=partition, likelihood=likelihood, inputs=inputs,
@@ -381,7 +393,7 @@ def fit(
 
 
 def _with_laplace(params, partition, likelihood, inputs, train, w_s, w_d, beta):
-    """``params`` whose drift holds the Laplace h-transform at the MLE (`langevin_uq.laplace`).
+    """``params`` whose drift holds the Laplace h-transform at the MLE (`langevin_uq.htransform`).
 
     The Hessian is the data term's (all training trajectories, one replica) divided by
     ``beta``, the posterior the ELBO targets being prior times ``exp(-data term / beta)``.
@@ -398,7 +410,7 @@ def _with_laplace(params, partition, likelihood, inputs, train, w_s, w_d, beta):
             "'laplace' cannot start from it; use 'prior'"
         )
     laplace = LaplaceTransform.from_hessian(hessian, w_s)
-    return eqx.tree_at(lambda p: p.drift.laplace, params, laplace)
+    return eqx.tree_at(lambda p: p.drift.guide, params, laplace)
 
 
 def _optimiser(tr) -> optax.GradientTransformation:
@@ -590,8 +602,9 @@ def load_run(run_dir: str | Path) -> FittedRun:
     config = Config.load(run_dir / ckpt.CONFIG)
     dtype = _dtype(config)
     w_mle = jnp.asarray(ckpt.load_arrays(run_dir / ckpt.MLE)["w"], dtype)
+    grid = (meta.get("n_groups", 0), meta.get("n_times", 0))
     partition, _, sampler, params = _skeleton(
-        config, meta["n_outputs"], meta["n_inputs"], w_mle, dtype
+        config, meta["n_outputs"], meta["n_inputs"], w_mle, dtype, grid
     )
     scaler = Scaler.from_dict(meta["scaler"])
     if config.method.kind == "nuts":

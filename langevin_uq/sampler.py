@@ -28,7 +28,7 @@ import numpy as np
 
 from ._types import Array, Float, PRNGKeyArray
 from .errors import ConfigError
-from .laplace import LaplaceTransform
+from .htransform import GaussNewtonTransform, LaplaceTransform
 from .model import MLP
 from .prior import OUPrior
 
@@ -66,13 +66,13 @@ class Drift(eqx.Module):
     Inputs are the weights relative to the sampler's starting point in units of the prior scale,
     and (when time-dependent) two features of ``tau``. The output is a linear map plus an MLP;
     both output layers start at zero, so training starts from the prior SDE, or, with
-    ``laplace``, from the Laplace approximation's h-transform (`langevin_uq.laplace`), a fixed
-    term the trained part is added to.
+    ``guide``, from an h-transform of an approximate likelihood (`langevin_uq.htransform`), a
+    fixed term the trained part is added to.
     """
 
     linear: eqx.nn.Linear
     mlp: MLP
-    laplace: LaplaceTransform | None
+    guide: LaplaceTransform | GaussNewtonTransform | None
     time_dependent: bool = eqx.field(static=True)
 
     def __init__(
@@ -82,7 +82,7 @@ class Drift(eqx.Module):
         *,
         time_dependent: bool,
         contraction: float = 0.0,
-        laplace: LaplaceTransform | None = None,
+        guide: LaplaceTransform | GaussNewtonTransform | None = None,
         key: PRNGKeyArray,
     ):
         n_in = 3 * n_weights + 2 if time_dependent else n_weights
@@ -103,7 +103,7 @@ class Drift(eqx.Module):
             mlp,
             (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)),
         )
-        self.laplace = laplace
+        self.guide = guide
         self.time_dependent = time_dependent
 
     def __call__(self, z: Float[Array, " n_in"]) -> Float[Array, " ns"]:
@@ -154,7 +154,7 @@ class LangevinSampler(eqx.Module):
     ) -> Float[Array, " ns"]:
         """``g_theta(w, tau)`` in weight units per unit pseudo-time, at ``remaining = T - tau``."""
         s = self.prior.scale
-        base = 0.0 if drift.laplace is None else drift.laplace(w, remaining, self.prior.mean, s)
+        base = 0.0 if drift.guide is None else drift.guide(w, remaining, self.prior.mean, s)
         u = (w - self.init_center) / s
         if not drift.time_dependent:
             return base + drift(u) / s

@@ -390,19 +390,26 @@ def test_copy_of_a_run_directory_is_a_run(straight, tmp_path):
     assert_bitwise_equal(load_run(tmp_path / "copy").posterior, load_run(run_dir).posterior)
 
 
-# --------------------------------------------------------------------------- Laplace start
+# --------------------------------------------------------------------------- guided starts
 
 
-def test_laplace_start_is_in_the_checkpoint_and_resumes_exactly(ou_data, make_config, tmp_path):
-    """The Laplace h-transform is computed once, after the MLE, and lives in the checkpoint:
-    a loaded run samples as the fitted one, and a resumed run (which does not recompute it)
-    ends where an uninterrupted one does."""
-    config = make_config(sampler={"drift_init": "laplace"},
+@pytest.mark.parametrize("init", ["laplace", "gauss-newton"])
+def test_guided_start_is_in_the_checkpoint_and_resumes_exactly(
+    init, ou_data, make_config, tmp_path
+):
+    """The guide is built once, after the MLE, and lives in the checkpoint: a loaded run
+    samples as the fitted one, and a resumed run (which does not rebuild it) ends where an
+    uninterrupted one does."""
+    config = make_config(sampler={"drift_init": init}, likelihood={"kind": "gaussian"},
                          train={"epochs": 20, "lr_schedule": "constant"})  # fmt: skip
     run = fit(ou_data, config, run_dir=tmp_path / "straight")
-    laplace = run.posterior.drift.laplace
-    assert float(jnp.max(laplace.eigvals)) > 0
-    np.testing.assert_array_equal(laplace.centre, run.partition.split(run.w_mle)[0])
+    guide = run.posterior.drift.guide
+    if init == "laplace":
+        assert float(jnp.max(guide.eigvals)) > 0
+        np.testing.assert_array_equal(guide.centre, run.partition.split(run.w_mle)[0])
+    else:
+        assert float(jnp.min(guide.precision)) > 0
+        np.testing.assert_array_equal(guide.w_d, run.partition.split(run.w_mle)[1])
     assert_bitwise_equal(load_run(tmp_path / "straight").posterior, run.posterior)
     fit(ou_data, config.replace(train={"epochs": 10}), run_dir=tmp_path / "resumed")
     resumed = fit(ou_data, config, run_dir=tmp_path / "resumed", resume=True)
