@@ -246,6 +246,14 @@ def demo(
     quick: Annotated[bool, typer.Option("--quick", help="small sizes, for a smoke run")] = False,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="continue an interrupted demo in --out: load its finished fits, continue an "
+            "interrupted one from its checkpoint",
+        ),
+    ] = False,
 ) -> None:
     """Simulate, fit with each likelihood, and report, in one go."""
     from .demos import run_ou_demo, run_schlogl_demo
@@ -253,7 +261,7 @@ def demo(
     demos = {"ou": run_ou_demo, "schlogl": run_schlogl_demo}
     run_demo = demos[_system(system, DEMOS)]
     with _stop_on_interrupt():
-        run_demo(out, quick=quick, seed=seed, progress=progress, echo=typer.echo)
+        run_demo(out, quick=quick, seed=seed, progress=progress, echo=typer.echo, resume=resume)
 
 
 def main() -> None:

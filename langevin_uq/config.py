@@ -165,6 +165,8 @@ class TrainOptions:
     ``divergence_retries`` (Langevin sampler only): when the loss or the replicas become NaN or
     infinite, continue from the last good state with ``sampler.dtau`` halved and
     ``sampler.steps`` doubled (the same pseudo-time span), at most this many times.
+    ``epochs = 0`` (Langevin sampler only) skips the ELBO training: the run samples its
+    starting drift, which is worth doing with a ``sampler.drift_init`` guide.
     """
 
     epochs: int = 2000
@@ -184,13 +186,14 @@ class TrainOptions:
     x64: bool = False
 
     def __post_init__(self):
-        _at_least("train", self, 1, "epochs", "mle_epochs", "checkpoint_every")
+        _non_negative("train", self, "epochs", note=" (0 = sample the starting drift untrained)")
+        _at_least("train", self, 1, "mle_epochs", "checkpoint_every")
         _positive("train", self, "lr", "mle_lr")
         _choice("train.lr_schedule", self.lr_schedule, ("cosine", "constant"))
         if not 0 < self.lr_final <= 1:
             raise ConfigError(f"train.lr_final must be in (0, 1], got {self.lr_final}")
         _non_negative("train", self, "lr_warmup", note=" (0 = off)")
-        if self.lr_warmup >= self.epochs:
+        if self.lr_warmup and self.lr_warmup >= self.epochs:
             raise ConfigError(
                 f"train.lr_warmup = {self.lr_warmup} must be shorter than train.epochs = "
                 f"{self.epochs}"
@@ -273,6 +276,11 @@ class Config:
             )
         if init != "prior" and not self.train.beta > 0:
             raise ConfigError(f"sampler.drift_init = {init!r} needs train.beta > 0")
+        if kind.startswith("bbvi") and self.train.epochs == 0:
+            raise ConfigError(
+                f"method.kind = {kind!r} needs train.epochs >= 1; epochs = 0 (sampling the "
+                "starting drift untrained) is for the Langevin sampler"
+            )
         if kind != "ls" and not self.train.beta > 0:
             raise ConfigError(f"method.kind = {kind!r} needs train.beta > 0, got {self.train.beta}")
 

@@ -14,10 +14,11 @@ import numpy as np
 from . import metrics, plotting
 from ._atomic import write_text_atomic
 from ._types import Float
+from .checkpoint import HISTORY
 from .config import Config
 from .data import Trajectories, save_trajectories
 from .report import group_scores, predict_per_group, write_report
-from .run import FittedRun, fit, sample_weights
+from .run import FittedRun, fit, read_metadata, sample_weights
 from .seeding import stream
 from .systems.ou import OUSystem, OUWeightLaw, simulate_ou
 from .systems.schlogl import SchloglSystem, simulate_schlogl
@@ -46,19 +47,34 @@ def _fit_and_score(
     run_dir: Path,
     seed: int,
     progress: bool,
+    resume: bool = False,
 ) -> _Fitted:
-    """Fit into ``run_dir`` (replacing a demo's earlier output), sample, predict, report."""
-    if run_dir.exists():
+    """Fit into ``run_dir``, sample, predict, report.
+
+    A demo's earlier output in ``run_dir`` is replaced, or with ``resume`` continued: a finished
+    fit is loaded, an interrupted one goes on from its checkpoint (`langevin_uq.run.fit`), and
+    the fit's seconds are then those its history recorded.
+    """
+    resume = resume and run_dir.exists()
+    if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)
     t0 = time.perf_counter()
-    run = fit(data, config, run_dir=run_dir, progress=progress)
-    seconds = time.perf_counter() - t0
+    run = fit(data, config, run_dir=run_dir, resume=resume, progress=progress)
+    seconds = _recorded_seconds(run_dir) if resume else time.perf_counter() - t0
     n = run.config.sampler.posterior_samples
     w = np.asarray(sample_weights(run, n, stream(seed, "demo/samples")))
     y_rep, members = predict_per_group(run, held_out, w)
     scores, curve = group_scores(y_rep, held_out, members)
     write_report(run_dir, held_out)
     return _Fitted(run, w, y_rep, scores, curve, seconds)
+
+
+def _recorded_seconds(run_dir: Path) -> float:
+    """The MLE's and the training epochs' seconds as the run directory recorded them."""
+    meta = read_metadata(run_dir)
+    lines = (run_dir / HISTORY).read_text().splitlines()
+    column = lines[0].split(",").index("seconds")
+    return meta["mle"]["seconds"] + sum(float(line.split(",")[column]) for line in lines[1:])
 
 
 def _markdown_table(first: str, rows: dict[str, dict[str, float]]) -> str:
@@ -123,6 +139,7 @@ def run_ou_demo(
     system: OUSystem | None = None,
     likelihoods: tuple[str, ...] = OU_LIKELIHOODS,
     baselines: tuple[tuple[str, str], ...] = OU_BASELINES,
+    resume: bool = False,
 ) -> dict[str, dict]:
     """The OU / Langevin demonstration (Sec. 4.1): Figs. 2-4 and the parameter table.
 
@@ -130,7 +147,8 @@ def run_ou_demo(
     beside it. Writes under ``out``: ``data.nc`` and ``heldout.nc``, one run directory per fit
     (``<likelihood>`` for LS, ``<method>-<likelihood>`` otherwise, each with its report),
     ``density_over_time.png`` (Fig. 2), ``weight_law.png`` (Fig. 3), ``w1_over_time.png``
-    (Fig. 4) and ``parameter_table.txt``. Returns per-fit numbers.
+    (Fig. 4) and ``parameter_table.txt``. Returns per-fit numbers. With ``resume``, fits
+    already in ``out`` are loaded or continued instead of fitted again.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,7 +165,7 @@ def run_ou_demo(
     for method, kind in fits:
         label = kind if method == "ls" else f"{method}-{kind}"
         config = ou_config(kind, quick=quick, seed=seed, method=method)
-        fitted = _fit_and_score(data, held_out, config, out / label, seed, progress)
+        fitted = _fit_and_score(data, held_out, config, out / label, seed, progress, resume)
         name = f"LS {kind}" if method == "ls" else f"{method.upper()} {kind}"
         samples[name] = fitted.w
         panels[name] = fitted.y_rep[:, 0, :, 0]
@@ -269,6 +287,7 @@ def run_schlogl_demo(
     echo: Callable[[str], None] = print,
     system: SchloglSystem | None = None,
     grid: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
+    resume: bool = False,
 ) -> dict[str, dict]:
     """The Schloegl demonstration (Sec. 4.1): Figs. 5-7 and the mode table.
 
@@ -281,6 +300,9 @@ def run_schlogl_demo(
     (Fig. 5), ``convergence.png`` (Fig. 6), ``distance_correlation.png`` (Fig. 7) and
     ``schlogl_table.md`` with the final-time modes, the scores, the convergence table and the
     median distance correlations. Returns the per-fit rows and the convergence table.
+
+    With ``resume``, fits already in ``out`` (from an interrupted demo with the same seed and
+    sizes) are loaded or continued instead of fitted again.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -306,7 +328,8 @@ def run_schlogl_demo(
     for method, kind in fits:
         name = f"{'LS' if method == 'ls' else 'MF-BBVI'} {kind}"
         config = schlogl_config(kind, quick=quick, seed=seed, method=method)
-        fitted = _fit_and_score(data, held_out, config, out / f"{method}-{kind}", seed, progress)
+        fitted = _fit_and_score(data, held_out, config, out / f"{method}-{kind}", seed, progress,
+                                resume)  # fmt: skip
         pred = fitted.y_rep[:, 0, :, 0]
         panels[name], samples[name] = pred, fitted.w
         rows[name] = {**final_time_modes(pred[:, -1], centers, gap, y_data[:, -1]),
@@ -334,7 +357,7 @@ def run_schlogl_demo(
             if (replicas, steps) not in cells:
                 config = schlogl_config(quick=quick, seed=seed, replicas=replicas, steps=steps)
                 cell = out / "convergence" / f"R{replicas}-S{steps}"
-                fitted = _fit_and_score(data, held_out, config, cell, seed, progress)
+                fitted = _fit_and_score(data, held_out, config, cell, seed, progress, resume)
                 cells[replicas, steps] = fitted.scores["W1 mean over time"]
             convergence[i, j] = cells[replicas, steps]
             echo(f"convergence: {replicas} replicas x {steps} steps: W1 {convergence[i, j]:.3g}")

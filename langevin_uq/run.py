@@ -414,7 +414,7 @@ def _with_laplace(params, partition, likelihood, inputs, train, w_s, w_d, beta):
 
 
 def _optimiser(tr) -> optax.GradientTransformation:
-    if tr.lr_schedule == "constant":
+    if tr.lr_schedule == "constant" or tr.epochs == 0:
         schedule = optax.constant_schedule(tr.lr)
     else:
         decay = tr.epochs - tr.lr_warmup
@@ -482,6 +482,8 @@ def _train_loop(
                     f"interrupted after epoch {epoch} of {tr.epochs}; {where} holds it"
                     + ("; fit --resume continues the run" if run_dir is not None else "")
                 )
+    if run_dir is not None and tr.epochs == 0:  # untrained: the starting drift is the result
+        _save(run_dir, state, history)
     return state, False
 
 

@@ -234,7 +234,7 @@ BAD_CONFIGS = {
     "invalid scaling": ('[data]\nscaling = "minmax"\n', "data.scaling"),
     "zero learning rate": ("[train]\nlr = 0.0\n", "train.lr"),
     "negative dtau": ("[sampler]\ndtau = -0.1\n", "sampler.dtau"),
-    "zero epochs": ("[train]\nepochs = 0\n", "train.epochs"),
+    "negative epochs": ("[train]\nepochs = -1\n", "train.epochs"),
     "one replica": ("[sampler]\nreplicas = 1\n", "sampler.replicas"),
     "validation fraction 1": ("[data]\nvalidation_fraction = 1.0\n", "data.validation_fraction"),
     "NaN prior scale": ("[prior]\nscale = nan\n", "prior.scale"),
@@ -631,7 +631,7 @@ OPTIONS = {
     "sample": ("--n", "--out", "--seed"),
     "predict": ("--data", "--out", "--n", "--seed"),
     "report": ("--data",),
-    "demo": ("--out", "--quick", "--seed"),
+    "demo": ("--out", "--quick", "--seed", "--resume"),
 }
 
 

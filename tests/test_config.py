@@ -25,7 +25,7 @@ def test_replace_validates():
     cfg = Config().replace(train={"seed": 7})
     assert cfg.train.seed == 7
     with pytest.raises(ConfigError, match=r"train\.epochs"):
-        Config().replace(train={"epochs": 0})
+        Config().replace(train={"epochs": -1})
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,22 @@ def test_schlogl_demo_writes_every_figure_and_table(tmp_path, monkeypatch):
     assert rows["data"]["W1 final / gap"] == 0.0
     assert 0.0 <= rows["LS energy-score"]["low-mode fraction"] <= 1.0
 
+    # Resumed: finished fits are loaded, not fitted again; a cell killed before its first
+    # checkpoint is fitted from the start. Seeded, so every number comes back the same.
+    (tmp_path / "convergence/R8-S50/checkpoint.eqx").unlink()
+    ls_checkpoint = tmp_path / "ls-energy-score" / "checkpoint.eqx"
+    written = ls_checkpoint.stat().st_mtime_ns
+    again = run_schlogl_demo(tmp_path, quick=True, progress=False, echo=lambda _: None,
+                             system=system, grid=((8, 64), (50,)), resume=True)  # fmt: skip
+    np.testing.assert_array_equal(again["convergence"], result["convergence"])
+    for name, row in rows.items():
+        same = {k: v for k, v in row.items() if k != "fit seconds"}
+        np.testing.assert_equal(
+            {k: v for k, v in again["rows"][name].items() if k != "fit seconds"}, same
+        )
+    assert ls_checkpoint.stat().st_mtime_ns == written
+    assert again["rows"]["LS energy-score"]["fit seconds"] > 0
+
 
 @pytest.mark.slow
 def test_schlogl_ls_is_bimodal_like_the_data(tmp_path):

@@ -189,7 +189,7 @@ OUT_OF_RANGE = {
     ("sampler", "drift_init"): ["mle"],
     ("likelihood", "modes"): [0],
     ("likelihood", "sigma"): [0.0, -1.0],
-    ("train", "epochs"): [0],
+    ("train", "epochs"): [-1],
     ("train", "lr"): [0.0, -1e-3],
     ("train", "lr_final"): [0.0, 1.5],
     ("train", "lr_warmup"): [-1, 2000],

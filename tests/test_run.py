@@ -416,6 +416,23 @@ def test_guided_start_is_in_the_checkpoint_and_resumes_exactly(
     assert_bitwise_equal(resumed.posterior, run.posterior)
 
 
+def test_zero_epochs_samples_the_starting_drift(ou_data, make_config, tmp_path):
+    """``train.epochs = 0``: no ELBO step, the run samples its guide untrained and is a run
+    directory like any other (loaded, sampled the same); BBVI has no such start and refuses."""
+    config = make_config(sampler={"drift_init": "gauss-newton"}, likelihood={"kind": "gaussian"},
+                         train={"epochs": 0})  # fmt: skip
+    run = fit(ou_data, config, run_dir=tmp_path / "run")
+    assert run.epoch == 0
+    drift = run.posterior.drift
+    assert float(jnp.max(jnp.abs(drift.mlp.layers[-1].weight))) == 0.0
+    assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 1
+    key = jr.key(5)
+    np.testing.assert_array_equal(sample_weights(load_run(tmp_path / "run"), 16, key),
+                                  sample_weights(run, 16, key))  # fmt: skip
+    with pytest.raises(ConfigError, match="epochs"):
+        config.replace(method={"kind": "bbvi-full"})
+
+
 def test_lr_warmup_ramps_the_first_adam_steps_up_to_lr():
     from langevin_uq.config import TrainOptions
 
