@@ -93,7 +93,9 @@ class SamplerOptions:
     ``drift_init`` adds a fixed h-transform (`langevin_uq.htransform`) to the drift, so that
     training starts near the posterior instead of at the prior: ``"laplace"`` that of the
     Laplace approximation at the MLE, ``"gauss-newton"`` (``gaussian`` likelihood) that of the
-    data model linearised at each replica, which follows a curved posterior.
+    data model linearised at each replica, which follows a curved posterior;
+    ``gauss_newton_iterations`` moves each linearisation point towards where the likelihood is
+    (0 = at the prior's mean of the replica's end point).
     """
 
     replicas: int = 256
@@ -106,6 +108,7 @@ class SamplerOptions:
     init_noise: float = 1e-2
     init_contraction: float = 0.0
     drift_init: str = "prior"
+    gauss_newton_iterations: int = 1
     gamma0: float = 1.0
     anneal_epochs: int = 0
     posterior_samples: int = 1000
@@ -121,6 +124,7 @@ class SamplerOptions:
         _positive_ints("sampler.drift_hidden", self.drift_hidden)
         _non_negative("sampler", self, "init_contraction", "init_noise")
         _choice("sampler.drift_init", self.drift_init, DRIFT_INITS)
+        _non_negative("sampler", self, "gauss_newton_iterations")
         _at_least("sampler", self, 1, "gamma0")
         _non_negative("sampler", self, "anneal_epochs")
         _at_least("sampler", self, 1, "posterior_samples")

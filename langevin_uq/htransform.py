@@ -22,14 +22,20 @@ are the prior itself, so replicas start prior-wide there.
   where the quadratic holds (seen: the data model overflowing after a 20-epoch pre-fit). One
   quadratic for all replicas misses a curved posterior: on the 321-weight NODE of issue 3 its
   predictive was 13x too wide.
-* `GaussNewtonTransform`: the data model linearised at each replica's ``mu``,
-  ``y_hat(x) ~ y_hat(mu) + J (x - mu)``, under a Gaussian likelihood with precisions ``D``:
+* `GaussNewtonTransform`: the data model linearised, for each replica, at a point ``x``,
+  ``y_hat(w_T) ~ y_hat(x) + J (w_T - x)``, under a Gaussian likelihood with precisions ``D``:
 
-      g(w, tau) = 2 a J^T D^1/2 (I + v D^1/2 J J^T D^1/2)^-1 D^1/2 (y_bar - y_hat(mu)).
+      g(w, tau) = 2 a J^T (D^-1 + v J J^T)^-1 (y_bar - y_hat(x) - J (mu - x)).
 
-  It follows the posterior's curvature from replica to replica at the cost of a Jacobian of
-  the predictions per replica and step. At ``tau = T`` it is ``2 grad log L(w)``, the exact
-  h-transform there.
+  With ``x = mu`` this is the Gauss-Newton h-transform; each iteration moves ``x`` to the mean
+  of ``w_T`` given the data under the model linearised at the current ``x``,
+  ``x <- mu + v J^T (D^-1 + v J J^T)^-1 (y_bar - y_hat(x) - J (mu - x))``, the iterated
+  extended Kalman update, where the linearisation is more accurate for the ``w_T`` that
+  carry the likelihood. It follows the posterior's curvature from replica to replica at the
+  cost of ``iterations + 1`` Jacobians of the predictions per replica and step. At ``tau = T``
+  it is ``2 grad log L(w)``, the exact h-transform there. On the NODE of issue 3, untrained,
+  the predictive W1 to NUTS's was 0.107 of the data's spread with no iteration and 0.062 with
+  one.
 """
 
 import equinox as eqx
@@ -103,6 +109,9 @@ class GaussNewtonTransform(eqx.Module):
         target: ``y_bar``, each group's mean training trajectory ``(G, T, ny)``.
         precision: ``D``, the data term's curvature in each prediction,
             ``N_g / (sigma^2 beta)`` for a group of ``N_g`` training trajectories ``(G, T, ny)``.
+        iterations: how often the linearisation point ``x`` moves from ``mu`` to the mean of
+            ``w_T`` given the data under the model linearised at ``x`` (the iterated extended
+            Kalman update); each costs one more Jacobian per replica and step.
 
     The arrays are fixed, not trained: `__call__` stops their gradients. Its derivative in ``w``
     is the Gauss-Newton one (``J`` held fixed), so training differentiates the data model once,
@@ -114,6 +123,7 @@ class GaussNewtonTransform(eqx.Module):
     w_d: Float[Array, " nd"]
     target: Float[Array, "G T ny"]
     precision: Float[Array, "G T ny"]
+    iterations: int = eqx.field(static=True, default=1)
 
     @classmethod
     def from_data(
@@ -125,6 +135,7 @@ class GaussNewtonTransform(eqx.Module):
         group: Int[Array, " N"],
         sigma: Float[Array, " ny"],
         beta: float,
+        iterations: int = 1,
     ) -> "GaussNewtonTransform":
         """From training trajectories ``y`` of groups ``group`` with noise sd ``sigma`` per
         output; the data term is the Gaussian negative log-likelihood divided by ``beta``."""
@@ -133,12 +144,12 @@ class GaussNewtonTransform(eqx.Module):
         sums = jnp.zeros((n_groups, *y.shape[1:]), y.dtype).at[group].add(y)
         target = sums / jnp.maximum(counts, 1.0)
         precision = jnp.broadcast_to(counts / (sigma**2 * beta), target.shape)
-        return cls(partition, inputs, w_d, target, precision)
+        return cls(partition, inputs, w_d, target, precision, iterations)
 
     @classmethod
     def placeholder(
         cls, partition: WeightPartition, n_groups: int, n_times: int, n_outputs: int,
-        n_inputs: int, dtype,
+        n_inputs: int, dtype, iterations: int = 1,
     ) -> "GaussNewtonTransform":  # fmt: skip
         """Zero arrays of the right shapes: a skeleton for loading a checkpoint into."""
         zeros = jnp.zeros((n_groups, n_times, n_outputs), dtype)
@@ -148,7 +159,7 @@ class GaussNewtonTransform(eqx.Module):
             y0=jnp.zeros((n_groups, n_outputs), dtype),
         )
         nd = len(partition.deterministic_index)
-        return cls(partition, inputs, jnp.zeros(nd, dtype), zeros, zeros)
+        return cls(partition, inputs, jnp.zeros(nd, dtype), zeros, zeros, iterations)
 
     def __call__(
         self,
@@ -162,32 +173,39 @@ class GaussNewtonTransform(eqx.Module):
             (self.inputs, self.w_d, self.target, self.precision)
         )
         a, v, mu = _prior_transition(w, remaining, prior_mean, prior_scale)
+        y_bar, root = target.ravel(), jnp.sqrt(precision).ravel()
+        n_pred, ns = y_bar.size, w.shape[0]
 
         def predict(x):
             return predict_groups(self.partition, self.partition.join(x, w_d), inputs).ravel()
 
+        def linearise(x):
+            """``y_hat(x)`` and its Jacobian ``(P, ns)``, by the cheaper of the two modes."""
+            eye = jnp.eye(min(n_pred, ns), dtype=w.dtype)
+            if n_pred <= ns:
+                y, vjp = jax.vjp(predict, x)
+                return y, jax.vmap(lambda e: vjp(e)[0])(eye)
+            y, jvp = jax.linearize(predict, x)
+            return y, jax.vmap(jvp, out_axes=1)(eye)
+
+        def gain(jac, residual):
+            """``J^T (D^-1 + v J J^T)^-1 residual`` through the eigenvalues of the smaller Gram
+            matrix: its factors stay bounded by 1 in float32, where a Cholesky of
+            ``I + v B B^T`` (condition number up to 1e8 on the NODE of issue 3) failed."""
+            b, r = root[:, None] * jac, root * residual
+            if n_pred <= ns:
+                lam, u = jnp.linalg.eigh(b @ b.T)
+                return b.T @ (u @ ((u.T @ r) / (1 + v * jnp.maximum(lam, 0.0))))
+            lam, u = jnp.linalg.eigh(b.T @ b)
+            return u @ ((u.T @ (b.T @ r)) / (1 + v * jnp.maximum(lam, 0.0)))
+
         mu0 = jax.lax.stop_gradient(mu)
-        n_pred, ns = target.size, w.shape[0]
-        eye = jnp.eye(min(n_pred, ns), dtype=w.dtype)
-        if n_pred <= ns:  # fewer rows than columns: one reverse pass per prediction
-            y0, vjp = jax.vjp(predict, mu0)
-            jac = jax.vmap(lambda e: vjp(e)[0])(eye)
-        else:
-            y0, jvp = jax.linearize(predict, mu0)
-            jac = jax.vmap(jvp, out_axes=1)(eye)
-        jac = jax.lax.stop_gradient(jac)
-        y_hat = y0 + jac @ (mu - mu0)  # the value y_hat(mu); the derivative J
-        root = jnp.sqrt(precision).ravel()
-        b = root[:, None] * jac
-        r = root * (target.ravel() - y_hat)
-        # (I + v B B^T)^-1 through the eigenvalues of the smaller Gram matrix: its factors stay
-        # bounded by 1 in float32, where a Cholesky of I + v B B^T (condition number up to
-        # 1e8 on the NODE of issue 3) failed for some replicas.
-        if n_pred <= ns:
-            lam, u = jnp.linalg.eigh(b @ b.T)
-            return 2 * a * (b.T @ (u @ ((u.T @ r) / (1 + v * jnp.maximum(lam, 0.0)))))
-        lam, u = jnp.linalg.eigh(b.T @ b)
-        return 2 * a * (u @ ((u.T @ (b.T @ r)) / (1 + v * jnp.maximum(lam, 0.0))))
+        x = mu0
+        for _ in range(self.iterations):  # the mean of w_T given the data, linearised at x
+            y, jac = linearise(x)
+            x = mu0 + v * gain(jac, y_bar - y - jac @ (mu0 - x))
+        y, jac = jax.lax.stop_gradient(linearise(x))
+        return 2 * a * gain(jac, y_bar - y - jac @ (mu - x))
 
 
 def data_term_hessian(

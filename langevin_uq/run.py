@@ -135,7 +135,8 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype, grid=
     if s.drift_init == "laplace":
         guide = LaplaceTransform.placeholder(partition.n_stochastic, dtype)
     elif s.drift_init == "gauss-newton":
-        guide = GaussNewtonTransform.placeholder(partition, *grid, n_outputs, n_inputs, dtype)
+        guide = GaussNewtonTransform.placeholder(partition, *grid, n_outputs, n_inputs, dtype,
+                                                 s.gauss_newton_iterations)  # fmt: skip
     drift = Drift(
         partition.n_stochastic, s.drift_hidden, time_dependent=s.time_dependent,
         contraction=s.init_contraction, guide=guide, key=keys["drift"],
@@ -341,7 +342,7 @@ def fit(
         if method.kind == "ls" and s.drift_init == "gauss-newton" and not resume:
             guide = GaussNewtonTransform.from_data(
                 partition, inputs, w_d_mle, train_arrays.y, train_arrays.group,
-                likelihood.sigma, tr.beta,
+                likelihood.sigma, tr.beta, s.gauss_newton_iterations,
             )  # fmt: skip
             params = eqx.tree_at(lambda p: p.drift.guide, params, guide)
         if method.kind == "ls":
