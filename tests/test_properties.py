@@ -187,6 +187,7 @@ OUT_OF_RANGE = {
     ("sampler", "anneal_epochs"): [-1],
     ("sampler", "posterior_samples"): [0],
     ("sampler", "drift_init"): ["mle"],
+    ("sampler", "gauss_newton_iterations"): [-1],
     ("likelihood", "modes"): [0],
     ("likelihood", "sigma"): [0.0, -1.0],
     ("train", "epochs"): [-1],
