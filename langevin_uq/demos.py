@@ -18,7 +18,7 @@ from .checkpoint import HISTORY
 from .config import Config
 from .data import Trajectories, save_trajectories
 from .report import group_scores, predict_per_group, write_report
-from .run import FittedRun, fit, read_metadata, sample_weights
+from .run import HISTORY_COLUMNS, FittedRun, fit, read_history, read_metadata, sample_weights
 from .seeding import stream
 from .systems.ou import OUSystem, OUWeightLaw, simulate_ou
 from .systems.schlogl import SchloglSystem, simulate_schlogl
@@ -71,10 +71,9 @@ def _fit_and_score(
 
 def _recorded_seconds(run_dir: Path) -> float:
     """The MLE's and the training epochs' seconds as the run directory recorded them."""
-    meta = read_metadata(run_dir)
-    lines = (run_dir / HISTORY).read_text().splitlines()
-    column = lines[0].split(",").index("seconds")
-    return meta["mle"]["seconds"] + sum(float(line.split(",")[column]) for line in lines[1:])
+    column = HISTORY_COLUMNS.index("seconds")
+    epochs = sum(row[column] for row in read_history(run_dir / HISTORY))
+    return read_metadata(run_dir)["mle"]["seconds"] + epochs
 
 
 def _markdown_table(first: str, rows: dict[str, dict[str, float]]) -> str:

@@ -336,14 +336,8 @@ def fit(
         fitted = FittedRun(config, partition, posterior, w_d_mle, w_mle, scaler, 0,
                            result.summary())  # fmt: skip
     else:
-        if method.kind == "ls" and s.drift_init == "laplace" and not resume:
-            params = _with_laplace(params, partition, likelihood, inputs, train_arrays,
-                                   w_s_mle, w_d_mle, tr.beta)  # fmt: skip
-        if method.kind == "ls" and s.drift_init == "gauss-newton" and not resume:
-            guide = GaussNewtonTransform.from_data(
-                partition, inputs, w_d_mle, train_arrays.y, train_arrays.group,
-                likelihood.sigma, tr.beta, s.gauss_newton_iterations,
-            )  # fmt: skip
+        if method.kind == "ls" and s.drift_init != "prior" and not resume:
+            guide = _guide(config, partition, likelihood, inputs, train_arrays, w_s_mle, w_d_mle)
             params = eqx.tree_at(lambda p: p.drift.guide, params, guide)
         if method.kind == "ls":
             objective = ELBO(
@@ -364,7 +358,7 @@ def fit(
         history: list[tuple] = []
         if resume:
             state = ckpt.load_state(run_dir / ckpt.CHECKPOINT, state)
-            history = _read_history(run_dir / ckpt.HISTORY, int(state.epoch))
+            history = read_history(run_dir / ckpt.HISTORY, int(state.epoch))
             write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
         key = jr.fold_in(_keys(tr.seed)["train"], 0)
         while True:
@@ -393,12 +387,19 @@ def fit(
     return fitted
 
 
-def _with_laplace(params, partition, likelihood, inputs, train, w_s, w_d, beta):
-    """``params`` whose drift holds the Laplace h-transform at the MLE (`langevin_uq.htransform`).
+def _guide(config: Config, partition, likelihood, inputs, train, w_s, w_d):
+    """The drift's fixed h-transform of ``config.sampler.drift_init`` (`langevin_uq.htransform`),
+    built once after the MLE from the training data.
 
-    The Hessian is the data term's (all training trajectories, one replica) divided by
-    ``beta``, the posterior the ELBO targets being prior times ``exp(-data term / beta)``.
+    Both target the law the ELBO does, prior times ``exp(-data term / beta)``. Laplace: the
+    Hessian of the data term (all training trajectories, one replica) at the MLE, over ``beta``.
     """
+    s, beta = config.sampler, config.train.beta
+    if s.drift_init == "gauss-newton":
+        return GaussNewtonTransform.from_data(
+            partition, inputs, w_d, train.y, train.group, likelihood.sigma, beta,
+            s.gauss_newton_iterations,
+        )  # fmt: skip
 
     def data_term(v):
         pred = predict_ensemble(partition, partition.join(v, w_d)[None], inputs)
@@ -410,8 +411,7 @@ def _with_laplace(params, partition, likelihood, inputs, train, w_s, w_d, beta):
             "the Hessian of the data term at the MLE is not finite, so sampler.drift_init = "
             "'laplace' cannot start from it; use 'prior'"
         )
-    laplace = LaplaceTransform.from_hessian(hessian, w_s)
-    return eqx.tree_at(lambda p: p.drift.guide, params, laplace)
+    return LaplaceTransform.from_hessian(hessian, w_s)
 
 
 def _optimiser(tr) -> optax.GradientTransformation:
@@ -496,7 +496,9 @@ def _save(run_dir: Path, state: TrainState, history: list[tuple]) -> None:
     ckpt.save_state(run_dir / ckpt.CHECKPOINT, state)
 
 
-def _read_history(path: Path, epochs: int) -> list[tuple]:
+def read_history(path: Path, epochs: int | None = None) -> list[tuple]:
+    """The rows of ``history.csv`` (`HISTORY_COLUMNS`) up to epoch ``epochs`` (all: ``None``)."""
+    epochs = float("inf") if epochs is None else epochs
     if not path.exists():
         return []
     rows = [line.split(",") for line in path.read_text().splitlines()[1:] if line]
