@@ -7,29 +7,19 @@ sampler's part of the ELBO (R = 256 replicas, S = 100 steps, drift MLP 101-101) 
 ratios to the prior start. Times exclude compilation (a warm-up call first).
 """
 
-import time
 from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+from _timing import best_time
 
 from langevin_uq.config import Config
 from langevin_uq.run import fit
 from langevin_uq.systems.ou import OUSystem, simulate_ou
 
 CONFIG = Path(__file__).with_name("schlogl_node_vs_nuts.toml")
-
-
-def _time(fn, *args, repeat=3):
-    jax.block_until_ready(fn(*args))
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 @eqx.filter_jit
@@ -50,8 +40,8 @@ def main() -> None:
     for init in ("prior", "laplace", "gauss-newton"):
         run = fit(data, base.replace(sampler={"drift_init": init}))
         posterior = run.posterior
-        times[init] = _time(_value_and_grad, posterior.sampler, posterior.drift, jr.key(1),
-                            base.sampler.replicas)  # fmt: skip
+        times[init] = best_time(_value_and_grad, posterior.sampler, posterior.drift, jr.key(1),
+                            base.sampler.replicas, repeat=3)  # fmt: skip
         print(f"drift_init = {init:12s}: {times[init]:7.3f} s per value and gradient, "
               f"{times[init] / times['prior']:5.1f}x the prior start")  # fmt: skip
 

@@ -13,19 +13,10 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from _timing import best_time
 
 from langevin_uq.prior import OUPrior
 from langevin_uq.sampler import Drift, LangevinSampler, pseudo_time_grid
-
-
-def _time(fn, *args, repeat=5):
-    jax.block_until_ready(fn(*args))
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def bench_simulation(n_weights: int, replicas: int = 256, steps: int = 100) -> None:
@@ -53,7 +44,7 @@ def bench_simulation(n_weights: int, replicas: int = 256, steps: int = 100) -> N
             w, kl = one_step(d, w, kl, remaining[k], dtau, jr.fold_in(key, k))
         return w, kl
 
-    t_scan, t_loop = _time(scan, drift, jr.key(1)), _time(loop, drift, jr.key(1))
+    t_scan, t_loop = best_time(scan, drift, jr.key(1)), best_time(loop, drift, jr.key(1))
     print(f"simulate {n_weights:4d} weights, R={replicas}, S={steps}: scan {t_scan * 1e3:7.2f} ms, "
           f"python loop {t_loop * 1e3:7.2f} ms, loop/scan = {t_loop / t_scan:5.1f}x")  # fmt: skip
 
