@@ -644,7 +644,7 @@ def sample_weights(run: FittedRun, n: int, key: PRNGKeyArray, *, batch: int = 81
 @eqx.filter_jit
 def _draw(posterior: AbstractPosterior, partition: WeightPartition, w_d, key, n: int):
     w_s = posterior.draw(key, n)
-    return jax.vmap(partition.join, in_axes=(0, None))(w_s, w_d)
+    return partition.join(w_s, w_d)
 
 
 def predict(

@@ -166,7 +166,7 @@ class ELBO(eqx.Module):
         w_s, kl, gamma = self.replicas_at(params, key, epoch)
         k_batch = jr.split(key)[1]
         w_d = self.w_d_fixed if params.w_d is None else params.w_d
-        w = jax.vmap(self.partition.join, in_axes=(0, None))(w_s, w_d)
+        w = self.partition.join(w_s, w_d)
         pred = predict_ensemble(self.partition, w, self.inputs)
         y, group, scale = minibatch(self.train, self.batch, k_batch, pred.dtype)
         nll = self.likelihood.loss(pred, y, group, scale)

@@ -87,11 +87,15 @@ class WeightPartition(eqx.Module):
         """The data model whose weights are the flat vector ``w``."""
         return eqx.combine(self._unravel(w), self._static)
 
-    def join(self, w_s: Float[Array, " ns"], w_d: Float[Array, " nd"]) -> Float[Array, " nw"]:
-        """Assemble the full vector from its stochastic and deterministic parts."""
-        w = jnp.zeros(self.n_weights, dtype=w_s.dtype)
-        w = w.at[np.asarray(self.stochastic_index, dtype=int)].set(w_s)
-        return w.at[np.asarray(self.deterministic_index, dtype=int)].set(w_d.astype(w_s.dtype))
+    def join(
+        self, w_s: Float[Array, "*batch ns"], w_d: Float[Array, " nd"]
+    ) -> Float[Array, "*batch nw"]:
+        """Assemble full vectors from stochastic parts (any leading batch axes) and one ``w_d``."""
+        batch = w_s.shape[:-1]
+        w = jnp.zeros((*batch, self.n_weights), dtype=w_s.dtype)
+        w = w.at[..., np.asarray(self.stochastic_index, dtype=int)].set(w_s)
+        w_d = jnp.broadcast_to(w_d.astype(w_s.dtype), (*batch, w_d.shape[-1]))
+        return w.at[..., np.asarray(self.deterministic_index, dtype=int)].set(w_d)
 
     def split(self, w: Float[Array, " nw"]) -> tuple[Float[Array, " ns"], Float[Array, " nd"]]:
         s = np.asarray(self.stochastic_index, dtype=int)

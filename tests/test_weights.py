@@ -45,6 +45,13 @@ def test_bll_samples_the_last_layer(variant):
     w_s, w_d = part.split(w)
     np.testing.assert_array_equal(part.join(w_s, w_d), w)
     assert part.stochastic_mask.sum() == 17
+    # A batch of stochastic parts shares one w_D.
+    batch = jnp.stack([w_s, -w_s, 2 * w_s])
+    joined = part.join(batch, w_d)
+    assert joined.shape == (3, part.n_weights)
+    for row, w_s_row in zip(joined, batch, strict=True):
+        np.testing.assert_array_equal(row, part.join(w_s_row, w_d))
+    np.testing.assert_array_equal(part.split(joined)[1], jnp.broadcast_to(w_d, (3, len(w_d))))
 
 
 def test_bll_with_observation_mlp_takes_both_last_layers():

@@ -126,7 +126,7 @@ class BBVIObjective(eqx.Module):
         if self.validation is not None:
             w_s = jax.lax.stop_gradient(q.sample(k_heldout, (n,)))
             w_d = constrained.get("w_d", self.model.w_d)
-            w = jax.vmap(self.model.partition.join, in_axes=(0, None))(w_s, w_d)
+            w = self.model.partition.join(w_s, w_d)
             pred = predict_ensemble(self.model.partition, w, self.model.inputs)
             heldout = heldout_score(pred, self.validation)
         return loss, (nll, kl, heldout, jnp.asarray(1.0, dtype))

@@ -6,7 +6,6 @@ sampler score weights identically.
 """
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
@@ -67,7 +66,7 @@ class ProbabilisticModel(eqx.Module):
             else:
                 w_s = numpyro.sample("w", self.prior())[None]
         w_d = numpyro.param("w_d", self.w_d) if self.reoptimise else self.w_d
-        w = jax.vmap(self.partition.join, in_axes=(0, None))(w_s, w_d)
+        w = self.partition.join(w_s, w_d)
         pred = predict_ensemble(self.partition, w, self.inputs)
         # loss is the mean over weight vectors of -log p(D | w) (or the ensemble's score): the
         # factor is the sum, matching the prior's sum over the plate.
