@@ -391,6 +391,9 @@ def run_schlogl_demo(
         + _markdown_table("", grid_rows)
         + "\nPairwise distance correlation of sampled weights (Fig. 7)\n\n"
         + _markdown_table("method", median)
+        + "\nDistance correlation does not change under a shift and scaling of each weight, and"
+        + " mean-field draws are such a map of one standard-normal draw per weight: the"
+        + " mean-field rows are that draw's independence level.\n"
     )
     write_text_atomic(out / "schlogl_table.md", report)
     echo(report)

@@ -536,7 +536,7 @@ def plot_distance_correlations(
     for i, (name, v) in enumerate(arrays.items()):
         median = float(np.median(v))
         ax.hist(v, bins=edges, density=True, color=f"C{i}", alpha=0.45,
-                label=f"{name} (median {median:.2f})")  # fmt: skip
+                label=f"{name} (median {median:.3f})")  # fmt: skip
         ax.axvline(median, color=f"C{i}", lw=1.2, ls="--")
     ax.set(xlabel="distance correlation of a weight pair", ylabel="density",
            xlim=(0, edges[-1]))  # fmt: skip
