@@ -15,38 +15,61 @@ import jax.random as jr
 import numpy as np
 from _timing import best_time
 
+from langevin_uq.htransform import GaussianStart
 from langevin_uq.prior import OUPrior
-from langevin_uq.sampler import Drift, LangevinSampler, pseudo_time_grid
+from langevin_uq.sampler import Drift, LangevinSampler, auto_final_dtau, pseudo_time_grid
 
 
-def bench_simulation(n_weights: int, replicas: int = 256, steps: int = 100) -> None:
-    taus = pseudo_time_grid(steps, 0.01, "geometric", 1e-4)
+def _start(n_weights: int, rank: int = 16) -> GaussianStart:
+    """A Gaussian start with ``rank`` informed directions of precisions 10..1e4."""
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(n_weights, min(rank, n_weights))))
+    lam = np.geomspace(1e4, 10.0, q.shape[1])
+    f32 = jnp.float32
+    return GaussianStart(jnp.zeros(n_weights, f32), jnp.asarray(q, f32), jnp.asarray(lam, f32),
+                         jnp.full(n_weights, 0.1, f32), float(lam.max()))  # fmt: skip
+
+
+def bench_simulation(n_weights: int, replicas: int = 256, steps: int = 100) -> float:
+    """Scan against a Python loop over steps; returns the scan's seconds per simulation."""
+    start = _start(n_weights)
+    taus = pseudo_time_grid(steps, 0.04, "geometric", auto_final_dtau(start.max_precision, 0.04))
     sampler = LangevinSampler(OUPrior(jnp.zeros(n_weights), 1.0), taus, jnp.zeros(n_weights), 0.01)
-    drift = Drift(n_weights, [32, 32], time_dependent=True, key=jr.key(0))
+    drift = Drift(start, [32, 32], key=jr.key(0))
     scan = eqx.filter_jit(lambda d, k: sampler.simulate(d, k, replicas)[:2])
 
-    correction = jax.vmap(sampler.drift_correction, in_axes=(None, 0, None))
-
     @eqx.filter_jit
-    def one_step(d, w, kl, remaining, dtau, k):
-        g = correction(d, w, remaining)
-        noise = jr.normal(k, w.shape)
-        w = w + dtau * (sampler.prior.drift(w) + g) + jnp.sqrt(2 * dtau) * noise
-        return w, kl + dtau * jnp.sum(g**2, -1) / 4
+    def one_step(d, u, kl, remaining, h, k):
+        g = sampler.drift_correction(d, u, remaining)
+        c = -0.5 * jnp.expm1(-2 * h)
+        u = jnp.exp(-h) * u + c * g + jnp.sqrt(2 * c) * jr.normal(k, u.shape)
+        return u, kl + c * jnp.sum(g**2, -1) / 4
 
     remaining = np.asarray(sampler.remaining)
 
     def loop(d, key):
-        w = jnp.zeros((replicas, n_weights)) + 0.01 * jr.normal(key, (replicas, n_weights))
+        u = 0.01 * jr.normal(key, (replicas, n_weights))
         kl = jnp.zeros(replicas)
         for k in range(steps):
-            dtau = remaining[k] - remaining[k + 1]
-            w, kl = one_step(d, w, kl, remaining[k], dtau, jr.fold_in(key, k))
-        return w, kl
+            h = remaining[k] - remaining[k + 1]
+            u, kl = one_step(d, u, kl, remaining[k], h, jr.fold_in(key, k))
+        return u, kl
 
     t_scan, t_loop = best_time(scan, drift, jr.key(1)), best_time(loop, drift, jr.key(1))
     print(f"simulate {n_weights:4d} weights, R={replicas}, S={steps}: scan {t_scan * 1e3:7.2f} ms, "
           f"python loop {t_loop * 1e3:7.2f} ms, loop/scan = {t_loop / t_scan:5.1f}x")  # fmt: skip
+    return t_scan
+
+
+def bench_scaling() -> None:
+    """Simulation time against the number of stochastic weights (rank 16), and the fitted
+    exponent over 321-2000 weights (issue 16: linear cost, exponent at most 1.2)."""
+    sizes = (28, 321, 838, 2000)
+    times = [bench_simulation(n, replicas=128) for n in sizes]
+    slope = np.polyfit(np.log(sizes[1:]), np.log(times[1:]), 1)[0]
+    print(
+        f"time ratio 2000 / 321 weights = {times[-1] / times[1]:.2f} (weights x6.2); "
+        f"fitted exponent over 321-2000 weights: {slope:.2f}"
+    )
 
 
 def bench_epoch() -> None:
@@ -72,4 +95,5 @@ if __name__ == "__main__":
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
     bench_simulation(2)
     bench_simulation(321)
+    bench_scaling()
     bench_epoch()

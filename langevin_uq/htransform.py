@@ -1,41 +1,28 @@
-"""Doob h-transforms of the OU prior towards an approximate likelihood: starting drifts.
+"""Doob h-transforms of the OU prior towards an approximate likelihood: the drift's start.
 
-The drift correction that turns the prior SDE (METHOD section 5) into one whose law at ``T`` is
-prior times ``L(w_T)`` is ``g = 2 grad log h`` with ``h(w, tau) = E[L(w_T) | w_tau = w]``.
-Given ``w_tau = w`` the prior puts ``w_T`` at ``N(mu, v I)`` with
+The drift correction that turns the prior SDE (METHOD section 5, preconditioned as in
+`langevin_uq.prior`) into one whose law at ``T`` is prior times ``L(w_T)`` is, in prior units
+``u``, ``g = 2 grad_u log h`` with ``h(u, tau) = E[L(u_T) | u_tau = u]``. Given ``u_tau = u`` the
+prior puts ``u_T`` at ``N(a u, v I)`` with ``a = exp(-(T - tau))`` and ``v = 1 - a^2``, the same
+for every weight. ``h`` is intractable for a neural ODE; each object here is ``h`` (or what
+builds it) of an approximate likelihood for which it is Gaussian.
 
-    mu = w_bar + a (w - w_bar),   a = exp(-(T - tau) / s^2),   v = s^2 (1 - a^2).
-
-``h`` is intractable for a neural ODE; each class here is ``h`` of an approximate likelihood
-for which it is Gaussian, and the trained network of `langevin_uq.sampler.Drift` is added to it.
-Both are exact for a model linear in the stochastic weights with a Gaussian likelihood; their
-gain stays finite at ``T``, unlike a bridge's, and in directions the data do not inform they
-are the prior itself, so replicas start prior-wide there.
-
-* `LaplaceTransform`: the data term expanded to second order at the MLE ``m``,
-  ``nll(w) ~ nll(m) + 1/2 (w - m)^T H (w - m)``. With ``H = Q diag(lam) Q^T``
-
-      g(w, tau) = -Q diag(2 a lam / (1 + v lam)) Q^T (mu - m).
-
-  The gradient at ``m`` is taken to be 0: the MLE pre-fit is meant to have converged, and where
-  it has not, a Newton step along weakly curved directions would throw the replicas far outside
-  where the quadratic holds (seen: the data model overflowing after a 20-epoch pre-fit). One
-  quadratic for all replicas misses a curved posterior: on the 321-weight NODE of issue 3 its
-  predictive was 13x too wide.
+* `GaussianStart`: the Gauss-Newton (Laplace) approximation of the data term at the MLE, in
+  prior units: ``1/2 (u - c)^T Lambda (u - c)`` with ``Lambda = (J S)^T D (J S)``, ``J`` the
+  Jacobian of the predictions at the MLE, ``S`` the prior scales and ``D`` the likelihood's
+  curvature in each prediction (`gaussian_start`). Its top eigenvectors are the directions the
+  data inform; `langevin_uq.sampler.GaussianTilt` is its closed-form h-transform, trained on.
 * `GaussNewtonTransform`: the data model linearised, for each replica, at a point ``x``,
-  ``y_hat(w_T) ~ y_hat(x) + J (w_T - x)``, under a Gaussian likelihood with precisions ``D``:
+  ``y_hat(u_T) ~ y_hat(x) + J_u (u_T - x)``, under a Gaussian likelihood with precisions ``D``:
 
-      g(w, tau) = 2 a J^T (D^-1 + v J J^T)^-1 (y_bar - y_hat(x) - J (mu - x)).
+      g(u, tau) = 2 a J_u^T (D^-1 + v J_u J_u^T)^-1 (y_bar - y_hat(x) - J_u (a u - x)).
 
-  With ``x = mu`` this is the Gauss-Newton h-transform; each iteration moves ``x`` to the mean
-  of ``w_T`` given the data under the model linearised at the current ``x``,
-  ``x <- mu + v J^T (D^-1 + v J J^T)^-1 (y_bar - y_hat(x) - J (mu - x))``, the iterated
-  extended Kalman update, where the linearisation is more accurate for the ``w_T`` that
-  carry the likelihood. It follows the posterior's curvature from replica to replica at the
-  cost of ``iterations + 1`` Jacobians of the predictions per replica and step. At ``tau = T``
-  it is ``2 grad log L(w)``, the exact h-transform there. On the NODE of issue 3, untrained,
-  the predictive W1 to NUTS's was 0.107 of the data's spread with no iteration and 0.062 with
-  one.
+  With ``x = a u`` this is the Gauss-Newton h-transform; each iteration moves ``x`` to the mean
+  of ``u_T`` given the data under the model linearised at the current ``x`` (the iterated
+  extended Kalman update). It follows the posterior's curvature from replica to replica at the
+  cost of ``iterations + 1`` Jacobians of the predictions per replica and step. On the NODE of
+  issue 3, untrained, the predictive W1 to NUTS's was 0.107 of the data's spread with no
+  iteration and 0.062 with one.
 """
 
 import equinox as eqx
@@ -44,58 +31,99 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._types import Array, Float, Int
+from .prior import OUPrior
 from .problem import GroupInputs, predict_groups
 from .weights import WeightPartition
 
 
-def _prior_transition(w, remaining, prior_mean, prior_scale):
-    """``(a, v, mu)``: the prior's law of ``w_T`` given ``w`` at ``remaining = T - tau``."""
-    a = jnp.exp(-remaining / prior_scale**2)
-    v = prior_scale**2 * -jnp.expm1(-2 * remaining / prior_scale**2)
-    return a, v, prior_mean + a * (w - prior_mean)
+class GaussianStart(eqx.Module):
+    """A Gaussian approximation of the data term in prior units, split for a linear-cost drift.
 
-
-class LaplaceTransform(eqx.Module):
-    """The h-transform drift of a quadratic data term (the module docstring's formula).
+    ``Lambda = Q diag(lam) Q^T + diag(diag)`` approximates the data term's curvature: ``Q``
+    ``(ns, r)`` holds the ``r`` most informed directions, ``diag`` the rest of the curvature's
+    diagonal. ``centre`` is the MLE in prior units, where the data term is taken to be minimal.
 
     Attributes:
-        eigvecs: ``Q``, the Hessian's orthonormal eigenvectors as columns ``(ns, ns)``.
-        eigvals: ``lam``, its eigenvalues with negative curvature set to 0 ``(ns,)``.
-        centre: ``m``, where the quadratic is centred (the MLE's stochastic weights) ``(ns,)``.
-
-    The arrays are fixed, not trained: `__call__` stops their gradients.
+        centre: ``(ns,)``; eigvecs: ``Q`` ``(ns, r)``; eigvals: ``lam`` ``(r,)``; diag: ``(ns,)``;
+        max_precision: the largest eigenvalue of ``Lambda`` (sets the last pseudo-time step).
     """
 
-    eigvecs: Float[Array, "ns ns"]
-    eigvals: Float[Array, " ns"]
     centre: Float[Array, " ns"]
+    eigvecs: Float[Array, "ns r"]
+    eigvals: Float[Array, " r"]
+    diag: Float[Array, " ns"]
+    max_precision: float = eqx.field(static=True, default=0.0)
+
+    def posterior_sd(self) -> Float[Array, " ns"]:
+        """``1 / sqrt(1 + diag(Lambda))``: the Gaussian posterior's sd per weight given the rest."""
+        full = self.diag + (self.eigvecs**2) @ self.eigvals
+        return 1 / jnp.sqrt(1 + full)
 
     @classmethod
-    def from_hessian(
-        cls, hessian: Float[np.ndarray, "ns ns"], centre: Float[Array, " ns"]
-    ) -> "LaplaceTransform":
-        """Eigendecompose a Hessian (symmetrised, in float64), dropping negative curvature."""
-        h = np.asarray(hessian, np.float64)
-        lam, q = np.linalg.eigh(0.5 * (h + h.T))
-        dtype = centre.dtype
-        return cls(jnp.asarray(q, dtype), jnp.asarray(np.maximum(lam, 0.0), dtype), centre)
+    def placeholder(cls, n: int, rank: int, dtype) -> "GaussianStart":
+        """Arrays of the right shapes: a skeleton for loading a checkpoint into."""
+        eye = jnp.eye(n, rank, dtype=dtype)
+        return cls(jnp.zeros(n, dtype), eye, jnp.ones(rank, dtype), jnp.zeros(n, dtype))
 
-    @classmethod
-    def placeholder(cls, n: int, dtype) -> "LaplaceTransform":
-        """Zero arrays of the right shapes: a skeleton for loading a checkpoint into."""
-        return cls(jnp.zeros((n, n), dtype), jnp.zeros(n, dtype), jnp.zeros(n, dtype))
 
-    def __call__(
-        self,
-        w: Float[Array, " ns"],
-        remaining: Float[Array, ""],
-        prior_mean: Float[Array, " ns"],
-        prior_scale: float,
-    ) -> Float[Array, " ns"]:
-        """``g(w, tau)`` with ``remaining = T - tau``, in weight units per unit pseudo-time."""
-        q, lam, centre = jax.lax.stop_gradient((self.eigvecs, self.eigvals, self.centre))
-        a, v, mu = _prior_transition(w, remaining, prior_mean, prior_scale)
-        return -q @ (2 * a * lam / (1 + v * lam) * (q.T @ (mu - centre)))
+def choose_rank(eigvals: Float[np.ndarray, " k"], n: int, max_rank: int) -> int:
+    """How many directions the drift treats jointly: those where the data's precision exceeds
+    the prior's (eigenvalue >= 1 in prior units: the data shrink the variance by more than
+    half), at least 2 (or ``n``), at most ``max_rank``."""
+    informed = int(np.sum(np.asarray(eigvals) >= 1.0))
+    return int(min(n, max(2, min(informed, max_rank))))
+
+
+def prediction_jacobian(
+    partition: WeightPartition, w_s: Float[Array, " ns"], w_d: Float[Array, " nd"],
+    inputs: GroupInputs,
+) -> Float[np.ndarray, "P ns"]:  # fmt: skip
+    """The Jacobian of every group's predictions (flattened, ``P = G T ny``) in ``w_S``."""
+
+    def predict(x):
+        return predict_groups(partition, partition.join(x, w_d), inputs).ravel()
+
+    n_pred = int(np.prod(predict_groups(partition, partition.join(w_s, w_d), inputs).shape))
+    if n_pred <= w_s.shape[0]:
+        return np.asarray(jax.jit(jax.jacrev(predict))(w_s))
+    return np.asarray(jax.jit(jax.jacfwd(predict))(w_s))
+
+
+def gaussian_start(
+    jacobian: Float[np.ndarray, "P ns"],
+    precision: Float[np.ndarray, " P"],
+    centre: Float[Array, " ns"],
+    scale: Float[Array, " ns"],
+    max_rank: int,
+) -> GaussianStart:
+    """The Gauss-Newton approximation ``Lambda = (J S)^T D (J S)`` (float64, through the smaller
+    Gram matrix) split into its top ``choose_rank`` eigenpairs and the rest of its diagonal."""
+    b = np.sqrt(np.asarray(precision, np.float64))[:, None] * np.asarray(jacobian, np.float64)
+    b = b * np.asarray(scale, np.float64)[None, :]
+    n = b.shape[1]
+    if b.shape[0] < n:
+        lam, vecs = np.linalg.eigh(b @ b.T)
+        keep = lam > 1e-12 * max(lam.max(), 1e-300)
+        lam, q = lam[keep], (b.T @ vecs[:, keep]) / np.sqrt(lam[keep])
+    else:
+        lam, q = np.linalg.eigh(b.T @ b)
+    order = np.argsort(lam)[::-1]
+    lam, q = np.maximum(lam[order], 0.0), q[:, order]
+    if q.shape[1] < 2:  # fewer informed directions than the drift's minimum rank
+        extra = np.linalg.qr(np.concatenate([q, np.eye(n)], axis=1))[0][:, : min(n, 2)]
+        lam = np.concatenate([lam, np.zeros(extra.shape[1] - q.shape[1])])
+        q = extra
+    rank = choose_rank(lam, n, max_rank)
+    total_diag = np.sum(b**2, axis=0)
+    rest = np.maximum(total_diag - (q[:, :rank] ** 2) @ lam[:rank], 0.0)
+    dtype = centre.dtype
+    return GaussianStart(
+        centre=jnp.asarray(centre, dtype),
+        eigvecs=jnp.asarray(q[:, :rank], dtype),
+        eigvals=jnp.asarray(lam[:rank], dtype),
+        diag=jnp.asarray(rest, dtype),
+        max_precision=float(lam.max(initial=0.0)),
+    )
 
 
 class GaussNewtonTransform(eqx.Module):
@@ -162,26 +190,25 @@ class GaussNewtonTransform(eqx.Module):
         return cls(partition, inputs, jnp.zeros(nd, dtype), zeros, zeros, iterations)
 
     def __call__(
-        self,
-        w: Float[Array, " ns"],
-        remaining: Float[Array, ""],
-        prior_mean: Float[Array, " ns"],
-        prior_scale: float,
+        self, u: Float[Array, " ns"], remaining: Float[Array, ""], prior: OUPrior
     ) -> Float[Array, " ns"]:
-        """``g(w, tau)`` with ``remaining = T - tau``, in weight units per unit pseudo-time."""
+        """``g(u, tau)`` with ``remaining = T - tau``, in prior units per unit pseudo-time."""
         inputs, w_d, target, precision = jax.lax.stop_gradient(
             (self.inputs, self.w_d, self.target, self.precision)
         )
-        a, v, mu = _prior_transition(w, remaining, prior_mean, prior_scale)
+        a = jnp.exp(-remaining)
+        v = -jnp.expm1(-2 * remaining)
+        mu = a * u
         y_bar, root = target.ravel(), jnp.sqrt(precision).ravel()
-        n_pred, ns = y_bar.size, w.shape[0]
+        n_pred, ns = y_bar.size, u.shape[0]
 
         def predict(x):
-            return predict_groups(self.partition, self.partition.join(x, w_d), inputs).ravel()
+            w = prior.unwhiten(x)
+            return predict_groups(self.partition, self.partition.join(w, w_d), inputs).ravel()
 
         def linearise(x):
             """``y_hat(x)`` and its Jacobian ``(P, ns)``, by the cheaper of the two modes."""
-            eye = jnp.eye(min(n_pred, ns), dtype=w.dtype)
+            eye = jnp.eye(min(n_pred, ns), dtype=u.dtype)
             if n_pred <= ns:
                 y, vjp = jax.vjp(predict, x)
                 return y, jax.vmap(lambda e: vjp(e)[0])(eye)
@@ -194,14 +221,14 @@ class GaussNewtonTransform(eqx.Module):
             ``I + v B B^T`` (condition number up to 1e8 on the NODE of issue 3) failed."""
             b, r = root[:, None] * jac, root * residual
             if n_pred <= ns:
-                lam, u = jnp.linalg.eigh(b @ b.T)
-                return b.T @ (u @ ((u.T @ r) / (1 + v * jnp.maximum(lam, 0.0))))
-            lam, u = jnp.linalg.eigh(b.T @ b)
-            return u @ ((u.T @ (b.T @ r)) / (1 + v * jnp.maximum(lam, 0.0)))
+                lam, q = jnp.linalg.eigh(b @ b.T)
+                return b.T @ (q @ ((q.T @ r) / (1 + v * jnp.maximum(lam, 0.0))))
+            lam, q = jnp.linalg.eigh(b.T @ b)
+            return q @ ((q.T @ (b.T @ r)) / (1 + v * jnp.maximum(lam, 0.0)))
 
         mu0 = jax.lax.stop_gradient(mu)
         x = mu0
-        for _ in range(self.iterations):  # the mean of w_T given the data, linearised at x
+        for _ in range(self.iterations):  # the mean of u_T given the data, linearised at x
             y, jac = linearise(x)
             x = mu0 + v * gain(jac, y_bar - y - jac @ (mu0 - x))
         y, jac = jax.lax.stop_gradient(linearise(x))

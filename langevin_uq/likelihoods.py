@@ -36,6 +36,14 @@ class AbstractLikelihood(eqx.Module):
     ) -> Float[Array, ""]:
         """Data term of the loss; ``scale`` is ``N_train / B``."""
 
+    @abc.abstractmethod
+    def curvature(
+        self, y: Float[np.ndarray, "N T ny"], group: Int[np.ndarray, " N"], n_groups: int,
+        beta: float,
+    ) -> Float[np.ndarray, "G T ny"]:  # fmt: skip
+        """The Gauss-Newton curvature of ``data term / beta`` in each group's prediction, near
+        the data's mean: what the sampler's Gaussian start (`langevin_uq.htransform`) uses."""
+
 
 class GaussianLikelihood(AbstractLikelihood):
     """Independent Gaussian observations (Eq. 17-18): ``y ~ N(y_hat(w), sigma^2)``.
@@ -55,6 +63,11 @@ class GaussianLikelihood(AbstractLikelihood):
         per_replica = 0.5 * jnp.sum(residual**2, axis=(1, 2, 3))
         norm = y.shape[0] * y.shape[1] * jnp.sum(jnp.log(self.sigma) + 0.5 * _LOG_2PI)
         return scale * (jnp.mean(per_replica) + norm)
+
+    def curvature(self, y, group, n_groups, beta):
+        counts = np.bincount(np.asarray(group), minlength=n_groups).astype(np.float64)
+        sigma = np.asarray(self.sigma, np.float64)
+        return np.broadcast_to(counts[:, None, None] / (sigma**2 * beta), (n_groups, *y.shape[1:]))
 
 
 class MarginalMixtureLikelihood(AbstractLikelihood):
@@ -81,6 +94,16 @@ class MarginalMixtureLikelihood(AbstractLikelihood):
         log_mix = jax.nn.logsumexp(log_normal + self.log_weights[None, :, :, None], axis=2)
         reduce = jnp.mean if self.time_reduction == "mean" else jnp.sum
         return -jnp.mean(jnp.sum(reduce(log_mix, axis=-1) * self.present, axis=-1))
+
+    def curvature(self, y, group, n_groups, beta):
+        """One Gaussian per group and time with the mixture's mean and variance."""
+        w = np.exp(np.asarray(self.log_weights, np.float64))[:, :, None, None]
+        mean, sig = np.asarray(self.mean, np.float64), np.asarray(self.sigma, np.float64)
+        first = np.sum(w * mean, axis=1)
+        var = np.sum(w * (sig**2 + mean**2), axis=1) - first**2
+        times = y.shape[1] if self.time_reduction == "mean" else 1
+        present = np.asarray(self.present, np.float64)[:, None, None]
+        return present / (np.maximum(var, 1e-12) * times * beta)
 
 
 class EnergyScoreLikelihood(AbstractLikelihood):
@@ -115,6 +138,16 @@ class EnergyScoreLikelihood(AbstractLikelihood):
         pair = distance(pred[:, None] - pred[None])
         spread = jnp.sum(pair, axis=(0, 1)) / (n_rep * (n_rep - 1))
         return scale * jnp.sum(fit - 0.5 * spread[group])
+
+    def curvature(self, y, group, n_groups, beta):
+        """A Gaussian whose predictive spread is the data's (one observation per group, each
+        time weighted ``1/T``): the energy score's minimiser is the data's law, whatever the
+        number of trajectories or ``beta``."""
+        y = np.asarray(y, np.float64)
+        group = np.asarray(group)
+        spread = np.stack([y[group == g].std(axis=0) for g in np.unique(group)]).mean(axis=0)
+        spread = np.maximum(spread, max(1e-2 * float(spread.max()), 1e-6))
+        return np.broadcast_to(1.0 / (y.shape[1] * spread**2), (n_groups, *y.shape[1:]))
 
 
 def _norm(d: Float[Array, "... D"]) -> Float[Array, "..."]:
@@ -222,7 +255,10 @@ def _mixture(y, group, n_groups, y_mle, sigma, modes, time_reduction, seed, floo
             mean[g, m] = mu
             if sigma == "auto":
                 spread = block.std(axis=0) if len(block) > 1 else np.zeros_like(mu)
-                sig[g, m] = np.sqrt(spread**2 + (mu - y_mle[g]) ** 2)
+                # Eq. 21: the MLE's distance to the mean of all the group's data, the same
+                # for every mode (METHOD 7b; the distance to each mode's mean made each mode
+                # about half the gap between bimodal modes wide).
+                sig[g, m] = np.sqrt(spread**2 + (members.mean(axis=0) - y_mle[g]) ** 2)
             else:
                 sig[g, m] = float(sigma)
     dtype = y.dtype

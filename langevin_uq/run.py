@@ -28,13 +28,24 @@ from .baselines.nuts import run_nuts
 from .config import Config
 from .data import Scaler, Trajectories, split
 from .errors import ConfigError, RunDirError, TrainingDivergedError, TrainingInterrupted
-from .htransform import GaussNewtonTransform, LaplaceTransform, data_term_hessian
+from .htransform import (
+    GaussianStart,
+    GaussNewtonTransform,
+    gaussian_start,
+    prediction_jacobian,
+)
 from .likelihoods import build_likelihood
 from .model import build_model
 from .posterior import AbstractPosterior, EmpiricalPosterior, LangevinPosterior
 from .prior import OUPrior
 from .problem import GroupInputs, group_inputs, predict_ensemble, predict_groups, training_arrays
-from .sampler import Drift, LangevinSampler, pseudo_time_grid
+from .sampler import (
+    Drift,
+    LangevinSampler,
+    auto_final_dtau,
+    calibrate_start,
+    pseudo_time_grid,
+)
 from .seeding import stream
 from .train import ELBO, Trainable, TrainState, fit_mle, init_state, make_chunk_step
 from .weights import WeightPartition, make_partition
@@ -96,10 +107,13 @@ def _keys(seed: int) -> dict[str, PRNGKeyArray]:
     return {name: stream(seed, f"fit/{name}") for name in names}
 
 
-def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype, grid=(0, 0)):
+def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype, grid=(0, 0),
+              drift_shape=None):  # fmt: skip
     """Data model, partition, and the untrained method: a function of config and sizes.
 
     ``grid``: the data's ``(groups, times)``, the shapes of a Gauss-Newton guide's arrays.
+    ``drift_shape``: the Langevin drift's ``{"rank", "final_dtau"}``, fixed when the run starts
+    (`_drift_start`); a placeholder start of that rank is built for a checkpoint to load into.
 
     Returns ``(partition, w_init, sampler, params)``; ``sampler`` is the Langevin sampler's
     (``None`` for the baselines) and ``params`` what training starts from (``None`` for NUTS).
@@ -126,27 +140,52 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype, grid=
         return partition, w_init, None, params
     s = config.sampler
     sampler = LangevinSampler(
-        prior=OUPrior(mean=_prior_mean(config, w_s), scale=config.prior.scale),
-        taus=_taus(s),
+        prior=_prior(config, w_s),
+        taus=_taus(s, drift_shape["final_dtau"]),
         init_center=w_s,
         init_noise=s.init_noise,
     )
+    start = GaussianStart.placeholder(partition.n_stochastic, drift_shape["rank"], dtype)
     guide = None
-    if s.drift_init == "laplace":
-        guide = LaplaceTransform.placeholder(partition.n_stochastic, dtype)
-    elif s.drift_init == "gauss-newton":
+    if s.drift_init == "gauss-newton":
         guide = GaussNewtonTransform.placeholder(partition, *grid, n_outputs, n_inputs, dtype,
                                                  s.gauss_newton_iterations)  # fmt: skip
-    drift = Drift(
-        partition.n_stochastic, s.drift_hidden, time_dependent=s.time_dependent,
-        contraction=s.init_contraction, guide=guide, key=keys["drift"],
-    )  # fmt: skip
-    drift = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, drift)
-    return partition, w_init, sampler, Trainable(drift=drift, w_d=w_d_opt)
+    return partition, w_init, sampler, Trainable(drift=_drift(config, start, guide), w_d=w_d_opt)
 
 
-def _taus(s) -> np.ndarray:
-    return pseudo_time_grid(s.steps, s.dtau, s.schedule, s.final_dtau)
+def _drift(config: Config, start: GaussianStart, guide) -> Drift:
+    s = config.sampler
+    return Drift(start, s.drift_hidden, prior_start=s.drift_init != "laplace", guide=guide,
+                 key=_keys(config.train.seed)["drift"])  # fmt: skip
+
+
+def _prior(config: Config, w_s) -> OUPrior:
+    return OUPrior(mean=_prior_mean(config, w_s), scale=config.prior.scale)
+
+
+def _taus(s, final_dtau: float) -> np.ndarray:
+    return pseudo_time_grid(s.steps, s.dtau, s.schedule, final_dtau)
+
+
+def _drift_start(config: Config, partition, likelihood, inputs, train, w_s, w_d):
+    """The Gaussian start of the drift (`langevin_uq.htransform.gaussian_start`) at the MLE,
+    and the drift's shape: its rank and the resolved ``sampler.final_dtau``."""
+    s, beta = config.sampler, config.train.beta
+    prior = _prior(config, w_s)
+    jac = prediction_jacobian(partition, w_s, w_d, inputs)
+    curvature = likelihood.curvature(np.asarray(train.y), np.asarray(train.group),
+                                     inputs.n_groups, beta if beta > 0 else 1.0)  # fmt: skip
+    if not (np.all(np.isfinite(jac)) and np.all(np.isfinite(curvature))):
+        raise TrainingDivergedError(
+            "the data model's Jacobian at the MLE is not finite, so the sampler cannot start "
+            "from it; check the data, or lower train.mle_lr"
+        )
+    start = gaussian_start(jac, np.ravel(curvature), prior.whiten(w_s), prior.scale, s.max_rank)
+    final = s.final_dtau
+    if final == "auto":
+        final = auto_final_dtau(start.max_precision, s.dtau)
+    return start, {"rank": int(start.eigvals.shape[0]), "final_dtau": float(final),
+                   "max_precision": start.max_precision}  # fmt: skip
 
 
 def _halve_dtau(config: Config, times: int) -> Config:
@@ -172,7 +211,7 @@ def _divergence_message(objective, state, key, config: Config, halvings: int, ru
         replicas = eqx.filter_jit(objective.replicas_at)
         w_s, _, _ = replicas(state.params, jr.fold_in(key, epoch), jnp.asarray(epoch))
         prior = objective.sampler.prior
-        spread = float(jnp.max(jnp.abs(w_s - prior.mean))) / prior.scale
+        spread = float(jnp.max(jnp.abs(prior.whiten(w_s))))
         if not spread < _RUNAWAY:  # also true for NaN
             return (
                 f"the Langevin replicas ran away at epoch {epoch + 1}{after} (up to {spread:.3g} "
@@ -283,9 +322,6 @@ def fit(
                     "epochs": result.epochs, "seconds": time.perf_counter() - t0}  # fmt: skip
 
     grid = inputs.t.shape
-    partition, _, sampler, params = _skeleton(
-        config, data.n_outputs, data.n_inputs, w_mle, dtype, grid
-    )
     y_mle = np.asarray(predict_groups(partition, w_mle, inputs))
     lk = config.likelihood
     likelihood = build_likelihood(
@@ -294,6 +330,16 @@ def fit(
         modes=lk.modes, time_reduction=lk.time_reduction, time_weighting=lk.time_weighting,
         marginal=lk.marginal, seed=config.train.seed,
     )  # fmt: skip
+    start, drift_shape = None, None
+    if config.method.kind == "ls":
+        if resume:
+            drift_shape = read_metadata(run_dir)["drift"]
+        else:
+            start, drift_shape = _drift_start(config, partition, likelihood, inputs,
+                                              train_arrays, *partition.split(w_mle))  # fmt: skip
+    partition, _, sampler, params = _skeleton(
+        config, data.n_outputs, data.n_inputs, w_mle, dtype, grid, drift_shape
+    )
     if run_dir is not None and not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
@@ -307,7 +353,7 @@ def fit(
             "n_train": train.n_trajectories,
             "n_validation": 0 if validation is None else validation.n_trajectories,
             "validation_group_ids": [] if validation is None else validation.group.tolist(),
-            "likelihood": _describe(likelihood, scaler),
+            "likelihood": _describe(likelihood, scaler), "drift": drift_shape,
         })  # fmt: skip
 
     s, tr, method = config.sampler, config.train, config.method
@@ -336,9 +382,14 @@ def fit(
         fitted = FittedRun(config, partition, posterior, w_d_mle, w_mle, scaler, 0,
                            result.summary())  # fmt: skip
     else:
-        if method.kind == "ls" and s.drift_init != "prior" and not resume:
-            guide = _guide(config, partition, likelihood, inputs, train_arrays, w_s_mle, w_d_mle)
-            params = eqx.tree_at(lambda p: p.drift.guide, params, guide)
+        if method.kind == "ls" and not resume:
+            guide = None
+            if s.drift_init == "gauss-newton":
+                guide = GaussNewtonTransform.from_data(
+                    partition, inputs, w_d_mle, train_arrays.y, train_arrays.group,
+                    likelihood.sigma, tr.beta, s.gauss_newton_iterations,
+                )  # fmt: skip
+            params = eqx.tree_at(lambda p: p.drift, params, _drift(config, start, guide))
         if method.kind == "ls":
             objective = ELBO(
                 sampler=sampler, partition=partition, likelihood=likelihood, inputs=inputs,
@@ -353,6 +404,8 @@ def fit(
                 model=model, guide=guide,
                 train=train_arrays, validation=val_arrays, batch=tr.batch_trajectories,
             )  # fmt: skip
+        if method.kind == "ls" and not resume and s.drift_init == "laplace":
+            params = _calibrate(objective, params, drift_shape, run_dir, tr.seed)
         optimiser = _optimiser(tr)
         state = init_state(params, optimiser)
         history: list[tuple] = []
@@ -372,7 +425,7 @@ def fit(
                 )
             halvings += 1
             config = _halve_dtau(config, 1)
-            sampler = sampler.with_grid(_taus(config.sampler))
+            sampler = sampler.with_grid(_taus(config.sampler, drift_shape["final_dtau"]))
             objective = eqx.tree_at(lambda obj: obj.sampler, objective, sampler)
             if run_dir is not None:
                 write_text_atomic(run_dir / ckpt.CONFIG, config.to_toml())
@@ -387,31 +440,21 @@ def fit(
     return fitted
 
 
-def _guide(config: Config, partition, likelihood, inputs, train, w_s, w_d):
-    """The drift's fixed h-transform of ``config.sampler.drift_init`` (`langevin_uq.htransform`),
-    built once after the MLE from the training data.
+def _calibrate(objective: ELBO, params: Trainable, drift_shape: dict, run_dir, seed: int):
+    """The Gaussian start's extra precision (`langevin_uq.sampler.calibrate_start`), chosen by
+    the ELBO on the first epoch's keys; recorded in ``model.json``."""
+    key = stream(seed, "fit/calibrate")
 
-    Both target the law the ELBO does, prior times ``exp(-data term / beta)``. Laplace: the
-    Hessian of the data term (all training trajectories, one replica) at the MLE, over ``beta``.
-    """
-    s, beta = config.sampler, config.train.beta
-    if s.drift_init == "gauss-newton":
-        return GaussNewtonTransform.from_data(
-            partition, inputs, w_d, train.y, train.group, likelihood.sigma, beta,
-            s.gauss_newton_iterations,
-        )  # fmt: skip
+    @eqx.filter_jit
+    def loss(drift):
+        return objective(eqx.tree_at(lambda p: p.drift, params, drift), key, jnp.asarray(0))[0]
 
-    def data_term(v):
-        pred = predict_ensemble(partition, partition.join(v, w_d)[None], inputs)
-        return likelihood.loss(pred, train.y, train.group, jnp.asarray(1.0, pred.dtype)) / beta
-
-    hessian = data_term_hessian(data_term, w_s)
-    if not np.all(np.isfinite(hessian)):
-        raise TrainingDivergedError(
-            "the Hessian of the data term at the MLE is not finite, so sampler.drift_init = "
-            "'laplace' cannot start from it; use 'prior'"
-        )
-    return LaplaceTransform.from_hessian(hessian, w_s)
+    drift, extra, tried = calibrate_start(params.drift, loss, drift_shape["max_precision"])
+    drift_shape.update(start_extra_precision=extra, start_losses=tried)
+    if run_dir is not None:
+        meta = read_metadata(run_dir)
+        ckpt.write_json(run_dir / ckpt.METADATA, {**meta, "drift": drift_shape})
+    return eqx.tree_at(lambda p: p.drift, params, drift)
 
 
 def _optimiser(tr) -> optax.GradientTransformation:
@@ -609,7 +652,7 @@ def load_run(run_dir: str | Path) -> FittedRun:
     w_mle = jnp.asarray(ckpt.load_arrays(run_dir / ckpt.MLE)["w"], dtype)
     grid = (meta.get("n_groups", 0), meta.get("n_times", 0))
     partition, _, sampler, params = _skeleton(
-        config, meta["n_outputs"], meta["n_inputs"], w_mle, dtype, grid
+        config, meta["n_outputs"], meta["n_inputs"], w_mle, dtype, grid, meta.get("drift")
     )
     scaler = Scaler.from_dict(meta["scaler"])
     if config.method.kind == "nuts":

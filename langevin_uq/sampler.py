@@ -1,23 +1,37 @@
 """The Langevin hypernetwork: a learned-drift SDE over the stochastic weights.
 
-METHOD sections 5-6 (Eq. 9-14, 23, A-15, A-17). Replicas ``w^r`` start near the MLE and follow
+METHOD sections 5-6 (Eq. 9-14, 23, A-15, A-17). The sampler works in prior units
+``u = (w - w_bar) / s`` (`langevin_uq.prior`), where the prior is ``du = -u dtau + gamma sqrt(2)
+dB``. Replicas start near the MLE and take, on a grid of pseudo-time steps ``h_k``,
 
-    w_{k+1} = w_k + dtau_k [f_p(w_k) + g_theta(w_k, tau_k)] + gamma sqrt(2 dtau_k) xi_k
+    u_{k+1} = e^{-h_k} u_k + c_k g_theta(u_k, tau_k) + gamma sqrt(2 c_k) xi_k,
+    c_k = (1 - e^{-2 h_k}) / 2,
 
-with the OU prior drift ``f_p`` and a learned correction ``g_theta``. Both SDEs share the
-diffusion, so the KL between the discrete path laws is exactly the sum over steps of
-``dtau_k |g_theta(w_k, tau_k)|^2 / (4 gamma^2)`` (both drifts at the same pre-step state); its
-average over replicas is the path-KL estimate. The last states are the posterior samples.
+the prior's exact transition plus the learned correction ``g_theta`` (``c_k -> h_k`` for small
+steps: Euler-Maruyama of Eq. 23 for the correction). Both chains share the transition noise, so
+the KL between the discrete path laws is exactly ``sum_k c_k |g_theta|^2 / (4 gamma^2)`` (both at
+the same pre-step state); its average over replicas is the path-KL estimate. With ``g = 0`` the
+chain is the prior at every step size, so the regularising law is the prior's transition from the
+start, within 0.25 % of the stationary variance for ``T >= 3``.
 
-Two choices go beyond the paper (METHOD marks the drift form as a choice), both measured:
+The drift ``g_theta`` (`Drift`) has three parts, each with one job:
 
-* The drift also sees the pseudo-time ``tau``. With a time-independent drift the path KL is a
-  loose bound whose optimum is far too wide when the posterior is much narrower than the prior
-  (2.3x the exact posterior sd at posterior sd 0.15 under a unit prior); with ``tau`` as input the
-  optimal drift is the Doob h-transform of the prior and the bound is tight.
-* The pseudo-time grid is geometric towards ``T`` (steps shrink like the remaining time), and the
-  network's output is divided by the remaining time, so that the late, stiff part of the
-  transport is resolved with the same number of steps per decade of scale.
+* `GaussianTilt`: the exact h-transform of the prior towards a Gaussian likelihood with a
+  diagonal-plus-low-rank precision, in closed form in ``tau``. It is the optimal drift for a
+  model linear in its weights, and it starts at the Gauss-Newton (Laplace) approximation at the
+  MLE (`langevin_uq.htransform.GaussianStart`), so training starts near the posterior instead of
+  at the prior. Its trainable parameters are relative: the centre in units of the start's
+  posterior sd, the precisions through their logarithms, so no Adam step moves it by more than a
+  fraction of the posterior's width.
+* `ProjectedResidual`: an MLP on the projection of ``u`` onto the data-informed directions that
+  adds what a Gaussian cannot (curved or several-mode posteriors). Its output in each direction
+  is scaled by the start's posterior sd there, so its first steps move replicas by a fraction of
+  the posterior width.
+* an optional fixed guide (`langevin_uq.htransform.GaussNewtonTransform`): the h-transform of
+  the data model linearised at each replica, which evaluates the model at every step.
+
+Every part costs ``O(ns r)`` per replica and step with ``r`` the rank, so the sampler's cost
+grows linearly in the number of stochastic weights.
 """
 
 import equinox as eqx
@@ -28,7 +42,7 @@ import numpy as np
 
 from ._types import Array, Float, PRNGKeyArray
 from .errors import ConfigError
-from .htransform import GaussNewtonTransform, LaplaceTransform
+from .htransform import GaussianStart, GaussNewtonTransform
 from .model import MLP
 from .prior import OUPrior
 
@@ -60,66 +74,191 @@ def pseudo_time_grid(
     return np.append(total - remaining, total)
 
 
-class Drift(eqx.Module):
-    """The learned drift correction ``g_theta(w, tau)``; the sampler's drift is ``f_p + g``.
+def auto_final_dtau(max_precision: float, dtau: float) -> float:
+    """The last pseudo-time step for a posterior whose largest precision (prior units) is given.
 
-    Inputs are the weights relative to the sampler's starting point in units of the prior scale,
-    and (when time-dependent) two features of ``tau``. The output is a linear map plus an MLP;
-    both output layers start at zero, so training starts from the prior SDE, or, with
-    ``guide``, from an h-transform of an approximate likelihood (`langevin_uq.htransform`), a
-    fixed term the trained part is added to.
+    The tilt's gain near ``T`` reaches ``2 lambda``: an explicit step must stay below ``1 /
+    lambda``, and the last step's noise ``sqrt(2 h)`` below the posterior sd ``lambda^-1/2``.
+    ``1e-3 / lambda`` keeps that noise at 4.5 % of the sd (0.1 % in variance).
+    """
+    return float(min(1e-4, 0.5 * dtau, 1e-3 / max(max_precision, 1e-12)))
+
+
+class GaussianTilt(eqx.Module):
+    """The h-transform of the OU prior towards ``exp(-1/2 (u - c)^T Lambda (u - c))``.
+
+    With ``a = e^{-(T - tau)}`` and ``v = 1 - a^2`` the prior puts ``u_T`` at ``N(a u, v I)``
+    given ``u_tau = u``, and the drift that tilts the law at ``T`` by the likelihood is
+
+        g(u, tau) = -2 a (I + v Lambda)^-1 Lambda (a u - c),
+
+    solved by Woodbury with ``Lambda = diag(d) + W K W^T`` (rank ``r``). At ``T`` it is
+    ``2 grad log L``; for a likelihood of this form the law at ``T`` is exactly the posterior.
+
+    Attributes:
+        offset: trainable centre shift in units of ``sd``: ``c = centre + sd * offset``.
+        log_diag: trainable ``log d`` ``(ns,)``.
+        log_core: trainable symmetric ``(r, r)``; ``K = expm(log_core)`` stays positive definite.
+        centre, sd, basis: fixed: the start's centre, its posterior sd per weight, and ``W``
+            ``(ns, r)`` (the informed directions times the square roots of their precisions).
     """
 
-    linear: eqx.nn.Linear
-    mlp: MLP
-    guide: LaplaceTransform | GaussNewtonTransform | None
-    time_dependent: bool = eqx.field(static=True)
+    offset: Float[Array, " ns"]
+    log_diag: Float[Array, " ns"]
+    log_core: Float[Array, "r r"]
+    centre: Float[Array, " ns"]
+    sd: Float[Array, " ns"]
+    basis: Float[Array, "ns r"]
 
-    def __init__(
-        self,
-        n_weights: int,
-        hidden: list[int],
-        *,
-        time_dependent: bool,
-        contraction: float = 0.0,
-        guide: LaplaceTransform | GaussNewtonTransform | None = None,
-        key: PRNGKeyArray,
-    ):
-        n_in = 3 * n_weights + 2 if time_dependent else n_weights
-        k_lin, k_mlp = jr.split(key)
-        linear = eqx.nn.Linear(n_in, n_weights, key=k_lin)
-        # Start from -contraction * u on the weights (a bridge-like pull back to the start
-        # when time-dependent); contraction = 0 starts from the prior SDE.
-        weight = (
-            jnp.zeros_like(linear.weight).at[:, :n_weights].set(-contraction * jnp.eye(n_weights))
-        )
-        self.linear = eqx.tree_at(
-            lambda lin: (lin.weight, lin.bias), linear, (weight, jnp.zeros_like(linear.bias))
-        )
-        mlp = MLP(n_in, n_weights, hidden, "tanh", key=k_mlp)
+    def __init__(self, start: GaussianStart, *, prior_start: bool = False):
+        """From the Gaussian start; ``prior_start`` scales every precision down by 1e6 (the
+        drift then starts as the prior SDE, in practice)."""
+        dtype = start.centre.dtype
+        shrink = 1e-6 if prior_start else 1.0
+        rank = start.eigvals.shape[0]
+        self.offset = jnp.zeros_like(start.centre)
+        self.log_diag = jnp.log(jnp.maximum(start.diag * shrink, 1e-12)).astype(dtype)
+        self.log_core = jnp.asarray(np.log(shrink) * np.eye(rank), dtype)
+        self.centre = start.centre
+        self.sd = start.posterior_sd()
+        self.basis = start.eigvecs * jnp.sqrt(start.eigvals)
+
+    def __call__(self, u: Float[Array, "R ns"], remaining: Float[Array, ""]):
+        centre, sd, basis = jax.lax.stop_gradient((self.centre, self.sd, self.basis))
+        c = centre + sd * self.offset
+        d = jnp.exp(self.log_diag)
+        sym = 0.5 * (self.log_core + self.log_core.T)
+        core = jax.scipy.linalg.expm(sym)
+        a = jnp.exp(-remaining)
+        v = -jnp.expm1(-2 * remaining)
+        x = a * u - c
+        lam_x = d * x + (x @ basis) @ core.T @ basis.T
+        e_inv = 1 / (1 + v * d)
+        m = basis @ core  # (ns, r)
+        inner = jnp.eye(core.shape[0], dtype=u.dtype) + v * (basis.T * e_inv) @ m
+        y = e_inv * lam_x
+        corr = jnp.linalg.solve(inner, (y @ basis).T).T  # (R, r)
+        y = y - v * e_inv * (corr @ m.T)
+        return -2 * a * y
+
+
+class ProjectedResidual(eqx.Module):
+    """An MLP correction in the data-informed directions: ``P o(z, tau)`` with
+    ``z = P^T (u - centre) / sqrt(sd^2 + v)`` (the projection in units of its spread at ``tau``)
+    and output ``o * sd / ((T - tau + sd^2) log(1 + T / sd^2))``, whose integral over the pseudo-
+    time moves a replica by about ``o`` posterior sds in each direction.
+
+    Attributes:
+        mlp: ``r + 2 -> hidden -> r``, tanh, its last layer zero at the start.
+        basis: ``P``, orthonormal ``(ns, r)``, fixed.
+        centre: ``P^T`` of the start's centre ``(r,)``, fixed.
+        sd: the start's posterior sd along ``P`` ``(r,)``, fixed.
+    """
+
+    mlp: MLP
+    basis: Float[Array, "ns r"]
+    centre: Float[Array, " r"]
+    sd: Float[Array, " r"]
+
+    def __init__(self, start: GaussianStart, hidden: list[int], *, key: PRNGKeyArray):
+        rank = start.eigvals.shape[0]
+        mlp = MLP(rank + 2, rank, hidden, "tanh", key=key)
+        mlp = jax.tree.map(lambda a: a.astype(start.centre.dtype), mlp)
         last = mlp.layers[-1]
         self.mlp = eqx.tree_at(
             lambda m: (m.layers[-1].weight, m.layers[-1].bias),
             mlp,
             (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)),
         )
-        self.guide = guide
-        self.time_dependent = time_dependent
+        self.basis = start.eigvecs
+        self.centre = start.eigvecs.T @ start.centre
+        self.sd = 1 / jnp.sqrt(1 + start.eigvals)
 
-    def __call__(self, z: Float[Array, " n_in"]) -> Float[Array, " ns"]:
-        return self.linear(z) + self.mlp(z)
+    def __call__(self, u, remaining, total, phi):
+        basis, centre, sd = jax.lax.stop_gradient((self.basis, self.centre, self.sd))
+        v = -jnp.expm1(-2 * remaining)
+        z = (u @ basis - centre) / jnp.sqrt(sd**2 + v)
+        z = jnp.concatenate([z, jnp.broadcast_to(phi, (u.shape[0], 2))], axis=-1)
+        out = jax.vmap(self.mlp)(z)
+        gain = sd / ((remaining + sd**2) * jnp.log1p(total / sd**2))
+        return (out * gain) @ basis.T
+
+
+class Drift(eqx.Module):
+    """The learned drift correction ``g_theta(u, tau)`` in prior units (see the module docs).
+
+    Attributes:
+        tilt: the Gaussian h-transform part.
+        residual: the MLP on the informed directions.
+        guide: a fixed per-replica Gauss-Newton h-transform (``sampler.drift_init =
+            "gauss-newton"``), or None.
+    """
+
+    tilt: GaussianTilt
+    residual: ProjectedResidual
+    guide: GaussNewtonTransform | None
+
+    def __init__(
+        self,
+        start: GaussianStart,
+        hidden: list[int],
+        *,
+        prior_start: bool = False,
+        guide: GaussNewtonTransform | None = None,
+        key: PRNGKeyArray,
+    ):
+        self.tilt = GaussianTilt(start, prior_start=prior_start)
+        self.residual = ProjectedResidual(start, hidden, key=key)
+        self.guide = guide
+
+    @property
+    def rank(self) -> int:
+        return self.residual.basis.shape[1]
+
+    def with_extra_precision(self, extra: float) -> "Drift":
+        """The same drift with ``extra`` added to every weight's precision in the tilt."""
+        log_diag = jnp.log(jnp.exp(self.tilt.log_diag) + extra)
+        return eqx.tree_at(lambda d: d.tilt.log_diag, self, log_diag)
+
+
+START_PRECISIONS = (0.0, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5)
+"""Extra precisions (prior units) tried for the directions the linearisation leaves
+uninformed (`calibrate_start`)."""
+
+
+def calibrate_start(drift: Drift, loss, max_precision: float) -> tuple[Drift, float, list]:
+    """The start among `Drift.with_extra_precision` of ``START_PRECISIONS`` with the lowest loss.
+
+    The Gauss-Newton start leaves prior-wide every direction that does not move the predictions
+    at first order; for a neural ODE most of them still do at second order, so replicas drawn
+    prior-wide there score data terms orders of magnitude above the MLE's. One extra precision
+    for all weights, chosen by the training objective itself (``loss(drift) -> scalar``, with
+    fixed keys), starts training where the ELBO is lowest in that family. Extras above the data's
+    largest precision are not tried: the pseudo-time grid resolves no more than that.
+
+    Returns ``(drift, extra, [(extra, loss), ...])``.
+    """
+    tried = []
+    for extra in START_PRECISIONS:
+        if extra > max(max_precision, 1.0):
+            break
+        value = float(loss(drift.with_extra_precision(extra)))
+        tried.append((extra, value if np.isfinite(value) else float("inf")))
+    best = min(tried, key=lambda t: t[1])[0]
+    return drift.with_extra_precision(best), best, tried
 
 
 class LangevinSampler(eqx.Module):
     """Everything but the trainable drift needed to simulate the posterior SDE.
 
     Attributes:
-        prior: the OU prior (its mean and scale).
+        prior: the OU prior (its mean and scale per weight).
         remaining: the pseudo-time grid as remaining times ``T - tau_k``, shape ``(S + 1,)``,
             from ``T`` down to 0. Kept this way (computed in float64 from ``taus``) because the
             last steps of a geometric grid lie far below float32's resolution at ``T``.
-        init_center: replicas start at ``init_center + init_noise * xi`` (the MLE's ``w_S``).
-        init_noise: standard deviation of the initial perturbation.
+        init_center: replicas start at ``init_center + s * init_noise * xi`` (the MLE's
+            ``w_S``; the noise is in prior units).
+        init_noise: standard deviation of the initial perturbation, in prior units.
     """
 
     prior: OUPrior
@@ -149,28 +288,29 @@ class LangevinSampler(eqx.Module):
         """The same sampler on another pseudo-time grid."""
         return LangevinSampler(self.prior, taus, self.init_center, self.init_noise)
 
-    def drift_correction(
-        self, drift: Drift, w: Float[Array, " ns"], remaining: Float[Array, ""]
-    ) -> Float[Array, " ns"]:
-        """``g_theta(w, tau)`` in weight units per unit pseudo-time, at ``remaining = T - tau``."""
-        s = self.prior.scale
-        base = 0.0 if drift.guide is None else drift.guide(w, remaining, self.prior.mean, s)
-        u = (w - self.init_center) / s
-        if not drift.time_dependent:
-            return base + drift(u) / s
-        total = self.total_time
-        offset = self.remaining[-2]
-        shifted = remaining + offset
-        phi = jnp.stack([1 - remaining / total, jnp.log(shifted / total) / jnp.log(offset / total)])
-        phi = phi.astype(w.dtype)
-        # u * phi lets the linear part's gain change with tau, as the h-transform's does.
-        z = jnp.concatenate([u, u * phi[0], u * phi[1], phi])
-        return base + s * drift(z) / shifted
+    def score(
+        self, drift: Drift, w: Float[Array, "R ns"], remaining: Float[Array, ""]
+    ) -> Float[Array, "R ns"]:
+        """The learned SDE's drift in score units, ``(g - u) / s``: the preconditioned Langevin
+        drift ``s^2 grad log p`` divided by ``s^2``, an approximation of the posterior score."""
+        u = self.prior.whiten(w)
+        return (self.drift_correction(drift, u, remaining) - u) / self.prior.scale
 
-    def drift(self, drift: Drift, w: Float[Array, " ns"], remaining: Float[Array, ""]):
-        """The posterior SDE's full drift ``f_theta = f_p + g_theta`` (approximates the score)
-        at ``remaining = T - tau``."""
-        return self.prior.drift(w) + self.drift_correction(drift, w, remaining)
+    def drift_correction(
+        self, drift: Drift, u: Float[Array, "R ns"], remaining: Float[Array, ""]
+    ) -> Float[Array, "R ns"]:
+        """``g_theta(u, tau)`` in prior units per unit pseudo-time, at ``remaining = T - tau``,
+        for a batch of replicas."""
+        total = self.total_time
+        last = self.remaining[-2]
+        phi = jnp.stack(
+            [jnp.exp(-remaining), jnp.log((remaining + last) / (total + last))
+             / jnp.log(last / (total + last))]
+        ).astype(u.dtype)  # fmt: skip
+        g = drift.tilt(u, remaining) + drift.residual(u, remaining, total, phi)
+        if drift.guide is not None:
+            g = g + jax.vmap(drift.guide, in_axes=(0, None, None))(u, remaining, self.prior)
+        return g
 
     def simulate(
         self,
@@ -181,39 +321,41 @@ class LangevinSampler(eqx.Module):
         *,
         save_path: bool = False,
     ) -> tuple[Float[Array, "R ns"], Float[Array, " R"], Float[Array, "S+1 R ns"] | None]:
-        """Euler-Maruyama with ``n_replicas`` replicas (Eq. 23) and the path-KL per replica.
+        """The replicas' chain (module docstring) and the path-KL per replica.
 
         Returns:
-            ``(w_T, kl, path)``: the last states ``(R, ns)``, each replica's path-KL estimate
-            ``sum_k dtau_k |g|^2 / (4 gamma^2)`` ``(R,)``, and the whole path ``(S + 1, R, ns)``
-            when ``save_path`` (else ``None``).
+            ``(w_T, kl, path)``: the last states in weight units ``(R, ns)``, each replica's
+            path-KL estimate ``sum_k c_k |g|^2 / (4 gamma^2)`` ``(R,)``, and the whole path in
+            weight units ``(S + 1, R, ns)`` when ``save_path`` (else ``None``).
         """
         dtype = self.init_center.dtype
         gamma = jnp.asarray(gamma, dtype)
         k_init, k_steps = jr.split(key)
         ns = self.init_center.shape[0]
-        w0 = self.init_center + self.init_noise * jr.normal(k_init, (n_replicas, ns), dtype)
+        u0 = self.prior.whiten(self.init_center) + self.init_noise * jr.normal(
+            k_init, (n_replicas, ns), dtype
+        )
         remaining = self.remaining.astype(dtype)
         step_keys = jr.split(k_steps, remaining.shape[0] - 1)
-        correction = jax.vmap(self.drift_correction, in_axes=(None, 0, None))
 
         def step(carry, inputs):
-            w, kl = carry
-            left, dtau, k = inputs
-            g = correction(drift, w, left)
-            noise = jr.normal(k, w.shape, dtype)
-            w_next = w + dtau * (self.prior.drift(w) + g) + gamma * jnp.sqrt(2 * dtau) * noise
-            kl = kl + dtau * jnp.sum(g**2, axis=-1) / (4 * gamma**2)
-            return (w_next, kl), (w_next if save_path else None)
+            u, kl = carry
+            left, h, k = inputs
+            g = self.drift_correction(drift, u, left)
+            c = -0.5 * jnp.expm1(-2 * h)
+            noise = jr.normal(k, u.shape, dtype)
+            u_next = jnp.exp(-h) * u + c * g + gamma * jnp.sqrt(2 * c) * noise
+            kl = kl + c * jnp.sum(g**2, axis=-1) / (4 * gamma**2)
+            return (u_next, kl), (u_next if save_path else None)
 
-        (w_end, kl), path = jax.lax.scan(
+        (u_end, kl), path = jax.lax.scan(
             step,
-            (w0, jnp.zeros(n_replicas, dtype)),
+            (u0, jnp.zeros(n_replicas, dtype)),
             (remaining[:-1], remaining[:-1] - remaining[1:], step_keys),
         )
         if save_path:
-            path = jnp.concatenate([w0[None], path], axis=0)
-        return w_end, kl, path
+            path = self.prior.unwhiten(jnp.concatenate([u0[None], path], axis=0))
+        return self.prior.unwhiten(u_end), kl, path
 
 
 def anneal_gamma(epoch: Array | int, gamma0: float, anneal_epochs: int) -> Float[Array, ""]:

@@ -26,7 +26,6 @@ TINY = {
         "replicas": 8,
         "steps": 10,
         "dtau": 0.05,
-        "final_dtau": 0.001,
         "drift_hidden": [8],
         "posterior_samples": 20,
     },
@@ -44,7 +43,6 @@ R_hidden = []
 replicas = 8
 steps = 10
 dtau = 0.05
-final_dtau = 0.001
 drift_hidden = [8]
 posterior_samples = 20
 

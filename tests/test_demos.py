@@ -27,9 +27,8 @@ def test_final_time_modes_on_a_known_sample():
 def test_schlogl_config_keeps_the_first_step_stable(steps):
     config = schlogl_config(steps=steps)
     s = config.sampler
-    assert isinstance(config, Config) and s.steps * s.dtau == pytest.approx(1.0)
-    ratio = (s.final_dtau / 1.0) ** (1 / (steps - 1))
-    assert 1 - ratio < 0.151 and s.final_dtau <= max(1e-4, 0.5 / steps)
+    assert isinstance(config, Config) and s.steps * s.dtau == pytest.approx(4.0)
+    assert s.final_dtau == "auto"
 
 
 def test_schlogl_demo_writes_every_figure_and_table(tmp_path, monkeypatch):

@@ -6,102 +6,92 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
-from scipy.integrate import quad
 
 from langevin_uq.config import Config
+from langevin_uq.htransform import GaussianStart
 from langevin_uq.prior import OUPrior
 from langevin_uq.run import fit, sample_weights
-from langevin_uq.sampler import Drift, LangevinSampler, anneal_gamma, pseudo_time_grid
+from langevin_uq.sampler import (
+    Drift,
+    LangevinSampler,
+    anneal_gamma,
+    calibrate_start,
+    pseudo_time_grid,
+)
 from langevin_uq.systems.ou import OUSystem, ou_true_weights, simulate_ou
 
-# Two OU processes per coordinate: prior dw = -(w - m)/s^2 dtau + sqrt(2) dB and posterior
-# dw = -a (w - c) dtau + sqrt(2) dB, written as the sampler's f_p + g with a linear g.
-S, M, CENTER, EPS = 1.0, np.array([0.0, 0.5]), np.array([0.3, 0.4]), 0.05
-A, C = np.array([3.0, 6.0]), np.array([0.8, -0.2])
+
+def _start(lam, centre, rank=None):
+    """A Gaussian start with diagonal precision ``lam`` and centre (prior units)."""
+    lam, centre = np.asarray(lam, np.float64), np.asarray(centre, np.float64)
+    rank = lam.size if rank is None else rank
+    order = np.argsort(lam)[::-1][:rank]
+    q = np.eye(lam.size)[:, order]
+    rest = lam.copy()
+    rest[order] = 0.0
+    f32 = jnp.float32
+    return GaussianStart(jnp.asarray(centre, f32), jnp.asarray(q, f32),
+                         jnp.asarray(lam[order], f32), jnp.asarray(rest, f32),
+                         float(lam.max()))  # fmt: skip
 
 
-def _linear_ou_sampler(taus):
-    sampler = LangevinSampler(
-        prior=OUPrior(mean=jnp.asarray(M), scale=S),
-        taus=jnp.asarray(taus),
-        init_center=jnp.asarray(CENTER),
-        init_noise=EPS,
-    )
-    drift = Drift(2, [4], time_dependent=False, key=jr.key(0))
-    # g(w) = k w + d with k = 1/s^2 - a, d = a c - m/s^2; the drift sees u = (w - center)/s
-    # and the sampler divides its output by s, so g = (W u + b)/s.
-    k, d = 1 / S**2 - A, A * C - M / S**2
-    weight = jnp.diag(jnp.asarray(k * S**2))
-    bias = jnp.asarray(S * (k * CENTER + d))
-    drift = eqx.tree_at(lambda m: (m.linear.weight, m.linear.bias), drift, (weight, bias))
-    return sampler, drift, k, d
+def _exact_posterior(lam, centre, total):
+    """The law at T of the prior OU from 0 tilted by the Gaussian likelihood (diagonal)."""
+    v = 1 - np.exp(-2 * total)
+    prec = 1 / v + lam
+    return lam * centre / prec, 1 / prec, v
 
 
-def _continuous_kl(t_end):
-    """Closed-form path KL: int_0^T E|g(w_tau)|^2 / 4 under the posterior OU law."""
-    k, d = 1 / S**2 - A, A * C - M / S**2
-    total = 0.0
-    for i in range(2):
-
-        def integrand(tau, i=i):
-            mean = C[i] + (CENTER[i] - C[i]) * np.exp(-A[i] * tau)
-            var = (1 - np.exp(-2 * A[i] * tau)) / A[i] + EPS**2 * np.exp(-2 * A[i] * tau)
-            return (k[i] ** 2 * (var + mean**2) + 2 * k[i] * d[i] * mean + d[i] ** 2) / 4
-
-        total += quad(integrand, 0, t_end)[0]
-    return total
+LAM, CENTRE = np.array([0.0, 3.0, 400.0]), np.array([0.0, 0.8, -0.3])
 
 
-def _discrete_kl(taus):
-    """Exact expectation of the Euler-Maruyama estimator on grid ``taus`` (mean/var recursion)."""
-    k, d = 1 / S**2 - A, A * C - M / S**2
-    mean, var, total = CENTER.copy(), np.full(2, EPS**2), 0.0
-    for dt in np.diff(taus):
-        total += dt * np.sum(k**2 * (var + mean**2) + 2 * k * d * mean + d**2) / 4
-        mean = mean + dt * (-A * (mean - C))
-        var = (1 - dt * A) ** 2 * var + 2 * dt
-    return total
+@pytest.mark.parametrize("rank", [3, 1])
+def test_gaussian_tilt_draws_the_exact_posterior_and_its_kl(rank):
+    """`GaussianTilt` is the exact h-transform: the law at T is prior x likelihood, whether a
+    direction's precision sits in the low-rank part or the diagonal, and the path KL is the
+    KL between the end laws (Girsanov: the h-transform's path KL is E log L - log Z)."""
+    total = 4.0
+    taus = pseudo_time_grid(200, total / 200, "geometric", 1e-3 / LAM.max())
+    sampler = LangevinSampler(OUPrior(jnp.zeros(3), 1.0), taus, jnp.zeros(3), 0.0)
+    drift = Drift(_start(LAM, CENTRE, rank), [4], key=jr.key(0))
+    w, kl, _ = eqx.filter_jit(sampler.simulate)(drift, jr.key(1), 20000)
+    w, kl = np.asarray(w, np.float64), np.asarray(kl, np.float64)
+    mean, var, v = _exact_posterior(LAM, CENTRE, total)
+    n = w.shape[0]
+    assert np.all(np.abs(w.mean(0) - mean) < 4 * np.sqrt(var / n)), (w.mean(0), mean)
+    # 4 standard errors of a variance (2.8 %) plus 2 % for the discretisation.
+    assert np.all(np.abs(w.var(0) / var - 1) < 4 * np.sqrt(2 / n) + 0.02), (w.var(0), var)
+    exact_kl = 0.5 * np.sum(var / v + mean**2 / v - 1 + np.log(v / var))
+    se = kl.std(ddof=1) / np.sqrt(n)
+    assert abs(kl.mean() - exact_kl) < 4 * se + 0.03 * exact_kl, (kl.mean(), exact_kl)
 
 
-@pytest.mark.parametrize("dtau", [0.004, 0.001])
-def test_path_kl_matches_closed_form_ou(dtau):
-    steps = round(1.0 / dtau)
-    taus = pseudo_time_grid(steps, dtau, "uniform")
-    sampler, drift, _, _ = _linear_ou_sampler(taus)
-    _, kl, _ = eqx.filter_jit(sampler.simulate)(drift, jr.key(1), 4000)
-    kl = np.asarray(kl, np.float64)
-    se = kl.std(ddof=1) / np.sqrt(kl.size)
-    # The estimator is unbiased for the discrete chain's KL ...
-    assert abs(kl.mean() - _discrete_kl(taus)) < 4 * se
-    # ... which converges to the continuous OU path KL at first order in dtau.
-    assert abs(kl.mean() - _continuous_kl(1.0)) < 4 * se + 2.0 * dtau * _continuous_kl(1.0)
-
-
-def test_path_kl_on_geometric_grid_is_the_discrete_chain_kl():
-    taus = pseudo_time_grid(200, 0.005, "geometric", final_dtau=1e-4)
-    sampler, drift, _, _ = _linear_ou_sampler(taus)
-    _, kl, _ = sampler.simulate(drift, jr.key(2), 4000)
-    kl = np.asarray(kl, np.float64)
-    se = kl.std(ddof=1) / np.sqrt(kl.size)
-    assert abs(kl.mean() - _discrete_kl(taus)) < 4 * se
-
-
-def test_sampler_marginal_is_the_ou_law():
-    """With g = 0 the replicas follow the prior OU: check the end law in closed form."""
-    taus = pseudo_time_grid(400, 0.005, "uniform")
-    sampler = LangevinSampler(OUPrior(jnp.asarray(M), S), jnp.asarray(taus),
-                              jnp.asarray(CENTER), EPS)  # fmt: skip
-    drift = Drift(2, [4], time_dependent=True, key=jr.key(0))
+def test_prior_start_follows_the_prior_ou_exactly():
+    """With ``prior_start`` the chain is the prior's exact transition at any step size: the end
+    law is N(m + e^-T (c - m), s^2 (1 - e^-2T) + eps^2 s^2 e^-2T) and the KL is ~0."""
+    m, c, scale, eps, total = np.array([0.0, 0.5]), np.array([0.3, 0.4]), 0.2, 0.05, 2.0
+    taus = pseudo_time_grid(10, total / 10, "uniform")
+    sampler = LangevinSampler(OUPrior(jnp.asarray(m), scale), taus, jnp.asarray(c), eps)
+    drift = Drift(_start([5.0, 1.0], [0.0, 0.0]), [4], prior_start=True, key=jr.key(0))
     w, kl, _ = sampler.simulate(drift, jr.key(3), 20000)
     w = np.asarray(w, np.float64)
-    t = 2.0
-    mean = M + (CENTER - M) * np.exp(-t / S**2)
-    var = S**2 * (1 - np.exp(-2 * t / S**2)) + EPS**2 * np.exp(-2 * t / S**2)
-    se_mean = np.sqrt(var / w.shape[0])
-    assert np.all(np.abs(w.mean(0) - mean) < 4 * se_mean)
-    se_var = var * np.sqrt(2 / w.shape[0])
-    assert np.all(np.abs(w.var(0) - var) < 4 * se_var + 0.01 * var)  # + EM's O(dtau) bias
-    assert float(jnp.max(kl)) == 0.0
+    a = np.exp(-total)
+    mean = m + a * (c - m)
+    var = scale**2 * (1 - a**2) + (eps * scale * a) ** 2
+    assert np.all(np.abs(w.mean(0) - mean) < 4 * np.sqrt(var / w.shape[0]))
+    assert np.all(np.abs(w.var(0) / var - 1) < 4 * np.sqrt(2 / w.shape[0]))
+    assert float(jnp.max(kl)) < 1e-4
+
+
+def test_calibrate_start_takes_the_lowest_loss():
+    drift = Drift(_start([0.0, 0.0], [0.0, 0.0]), [4], key=jr.key(0))
+
+    def loss(d):  # lowest where the extra precision is 10
+        return (jnp.log10(jnp.exp(d.tilt.log_diag[0])) - 1.0) ** 2
+
+    chosen, extra, tried = calibrate_start(drift, loss, max_precision=1e3)
+    assert extra == 10.0 and np.isclose(float(jnp.exp(chosen.tilt.log_diag[0])), 10.0)
+    assert max(t[0] for t in tried) == 1e3  # nothing above the data's largest precision
 
 
 def test_grid_ends_at_total_time():
@@ -164,32 +154,21 @@ def test_gaussian_likelihood_recovers_exact_posterior(seed):
     cfg = Config.from_dict({
         "data": {"scaling": "none", "validation_fraction": 0.0},
         "model": {"R_hidden": []},
-        "sampler": {"replicas": 256, "steps": 60, "dtau": 1 / 60, "final_dtau": 1e-4,
-                    "drift_hidden": [32, 32]},
+        "sampler": {"replicas": 128, "steps": 200},
         "likelihood": {"kind": "gaussian", "sigma": sigma},
-        "train": {"epochs": 1000, "lr": 1e-2, "mle_epochs": 2000, "seed": seed},
+        "train": {"epochs": 400, "seed": seed},
     })  # fmt: skip
     run = fit(data, cfg)
     w = np.asarray(sample_weights(run, 8000, jr.key(5)), np.float64)
-    prior_var = run.posterior.sampler.prior.marginal_variance(1.0, cfg.sampler.init_noise)
-    mean, sd, corr = _grid_posterior(data, sigma, prior_var, np.asarray(run.w_mle, np.float64))
+    sampler = run.posterior.sampler
+    _, prior_var = sampler.prior.transition(float(sampler.total_time), 0.0, cfg.sampler.init_noise)
+    mean, sd, corr = _grid_posterior(
+        data, sigma, float(prior_var[0]), np.asarray(run.w_mle, np.float64)
+    )
     # Monte Carlo error of 8000 draws is ~1 % in the sds; the tolerances are the issue's.
     assert np.all(np.abs(w.mean(0) - mean) < 0.2 * sd), (w.mean(0), mean, sd)
     assert np.all(np.abs(w.std(0) / sd - 1) < 0.10), (w.std(0), sd)
     assert abs(np.corrcoef(w.T)[0, 1] - corr) < 0.05, (np.corrcoef(w.T)[0, 1], corr)
-
-
-def test_initial_contraction_starts_narrow_and_zero_starts_at_the_prior():
-    taus = jnp.asarray(pseudo_time_grid(100, 0.01, "geometric", 1e-4))
-    sampler = LangevinSampler(OUPrior(jnp.zeros(2), 1.0), taus, jnp.zeros(2), 0.01)
-    prior_like = Drift(2, [8], time_dependent=True, key=jr.key(0))
-    narrow = Drift(2, [8], time_dependent=True, contraction=0.5, key=jr.key(0))
-    w_prior, kl_prior, _ = sampler.simulate(prior_like, jr.key(1), 4000)
-    w_narrow, kl_narrow, _ = sampler.simulate(narrow, jr.key(1), 4000)
-    assert float(jnp.max(kl_prior)) == 0.0
-    # The prior's law at T = 1 has sd sqrt(1 - e^-2) = 0.93; the pull keeps it far narrower.
-    assert np.allclose(np.std(w_prior, axis=0), 0.93, atol=0.03)
-    assert np.all(np.std(w_narrow, axis=0) < 0.2) and float(jnp.mean(kl_narrow)) > 0
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -210,11 +189,9 @@ def test_energy_score_recovers_the_law_of_the_data_generating_weights(seed):
     cfg = Config.from_dict({
         "data": {"scaling": "none", "validation_fraction": 0.0},
         "model": {"R_hidden": []},
-        "sampler": {"replicas": 128, "steps": 40, "dtau": 0.025, "drift_hidden": [16, 16],
-                    "init_contraction": 0.5},
+        "sampler": {"replicas": 128, "steps": 100},
         "likelihood": {"kind": "energy-score"},
-        "train": {"epochs": 1500, "lr": 3e-3, "mle_epochs": 500, "batch_trajectories": 256,
-                  "seed": seed},
+        "train": {"epochs": 1500, "mle_epochs": 500, "batch_trajectories": 256, "seed": seed},
     })  # fmt: skip
     w = np.asarray(sample_weights(fit(data, cfg), 4096, jr.key(9)), np.float64)
     sd = truth.std(0)
@@ -225,13 +202,12 @@ def test_energy_score_recovers_the_law_of_the_data_generating_weights(seed):
 
 
 def test_last_steps_below_float32_resolution_at_t_are_kept():
-    """At T = 4, float32 resolves pseudo-times only to 5e-7: steps of 1e-7 would vanish (and
-    the drift's 1 / (T - tau) divide by 0) if the grid were stored as tau_k, not T - tau_k."""
+    """At T = 4, float32 resolves pseudo-times only to 5e-7: steps of 1e-7 would vanish if the
+    grid were stored as tau_k, not T - tau_k."""
     taus = pseudo_time_grid(400, 0.01, "geometric", 1e-7)
     sampler = LangevinSampler(OUPrior(jnp.zeros(2), 1.0), taus, jnp.zeros(2, jnp.float32), 0.01)
     steps = np.asarray(sampler.remaining[:-1] - sampler.remaining[1:])
     np.testing.assert_allclose(steps, np.diff(taus), rtol=1e-5)
-    drift = Drift(2, [8], time_dependent=True, key=jr.key(0))
-    drift = eqx.tree_at(lambda d: d.linear.bias, drift, jnp.ones(2))  # a nonzero correction
+    drift = Drift(_start([1e6, 1.0], [0.1, 0.0]), [8], key=jr.key(0))
     w, kl, _ = sampler.simulate(drift, jr.key(1), 64)
     assert np.all(np.isfinite(w)) and np.all(np.isfinite(kl))
