@@ -89,15 +89,26 @@ def prediction_jacobian(
     return np.asarray(jax.jit(jax.jacfwd(predict))(w_s))
 
 
+NEWTON_LIMIT = 3.0
+"""Largest Gauss-Newton step of the start's centre along any informed direction, in prior sds."""
+
+
 def gaussian_start(
     jacobian: Float[np.ndarray, "P ns"],
     precision: Float[np.ndarray, " P"],
     centre: Float[Array, " ns"],
     scale: Float[Array, " ns"],
     max_rank: int,
+    residual: Float[np.ndarray, " P"] | None = None,
 ) -> GaussianStart:
     """The Gauss-Newton approximation ``Lambda = (J S)^T D (J S)`` (float64, through the smaller
-    Gram matrix) split into its top ``choose_rank`` eigenpairs and the rest of its diagonal."""
+    Gram matrix) split into its top ``choose_rank`` eigenpairs and the rest of its diagonal.
+
+    ``residual``: the data's mean minus the prediction at ``centre`` (flattened like the
+    Jacobian's rows). The centre then takes one Gauss-Newton step along the informed directions
+    (eigenvalue >= 1, each component at most `NEWTON_LIMIT` prior sds), so that a pre-fit that
+    stopped short of the minimum does not put the start beside the posterior (measured on a
+    2-weight ODE after the default 2000-epoch pre-fit: 1.75 posterior sds)."""
     b = np.sqrt(np.asarray(precision, np.float64))[:, None] * np.asarray(jacobian, np.float64)
     b = b * np.asarray(scale, np.float64)[None, :]
     n = b.shape[1]
@@ -114,9 +125,16 @@ def gaussian_start(
         lam = np.concatenate([lam, np.zeros(extra.shape[1] - q.shape[1])])
         q = extra
     rank = choose_rank(lam, n, max_rank)
+    dtype = centre.dtype
+    centre = np.asarray(centre, np.float64)
+    if residual is not None:
+        informed = lam[:rank] >= 1.0
+        qr, lr = q[:, :rank][:, informed], lam[:rank][informed]
+        grad = b.T @ (np.sqrt(np.asarray(precision, np.float64)) * np.asarray(residual))
+        step = np.clip((qr.T @ grad) / lr, -NEWTON_LIMIT, NEWTON_LIMIT)
+        centre = centre + qr @ step
     total_diag = np.sum(b**2, axis=0)
     rest = np.maximum(total_diag - (q[:, :rank] ** 2) @ lam[:rank], 0.0)
-    dtype = centre.dtype
     return GaussianStart(
         centre=jnp.asarray(centre, dtype),
         eigvecs=jnp.asarray(q[:, :rank], dtype),

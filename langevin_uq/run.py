@@ -180,7 +180,14 @@ def _drift_start(config: Config, partition, likelihood, inputs, train, w_s, w_d)
             "the data model's Jacobian at the MLE is not finite, so the sampler cannot start "
             "from it; check the data, or lower train.mle_lr"
         )
-    start = gaussian_start(jac, np.ravel(curvature), prior.whiten(w_s), prior.scale, s.max_rank)
+    y, group = np.asarray(train.y, np.float64), np.asarray(train.group)
+    counts = np.bincount(group, minlength=inputs.n_groups)
+    means = np.stack([y[group == g].mean(0) if counts[g] else np.zeros(y.shape[1:])
+                      for g in range(inputs.n_groups)])  # fmt: skip
+    y_hat = np.asarray(predict_groups(partition, partition.join(w_s, w_d), inputs), np.float64)
+    residual = np.where(counts[:, None, None] > 0, means - y_hat, 0.0).ravel()
+    start = gaussian_start(jac, np.ravel(curvature), prior.whiten(w_s), prior.scale, s.max_rank,
+                           residual)  # fmt: skip
     final = s.final_dtau
     if final == "auto":
         final = auto_final_dtau(start.max_precision, s.dtau)

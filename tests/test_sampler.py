@@ -146,7 +146,13 @@ def _grid_posterior(data, sigma, prior_var, w_center):
 
 @pytest.mark.parametrize("seed", [0, 2])
 def test_gaussian_likelihood_recovers_exact_posterior(seed):
-    """METHOD 7(a): with a known sigma the sampled law is the Bayesian posterior."""
+    """METHOD 7(a): with a known sigma the sampled law is the Bayesian posterior; issue 16
+    item 4: a 2-weight ODE whose posterior correlation is -0.97, with the default sampler
+    (fewer replicas and epochs only): sds within 5 %, correlation within 0.05.
+
+    Seen (seed 2): sds +3.4 % / +2.8 %, correlation -0.973 as exact, means within 0.02 sd; the
+    untrained start had sds -9 % / -12 % (Euler's first-order error at 100 steps, which
+    training removes) and means 0.24 sd off."""
     system = OUSystem(theta_mean=1.0, theta_sd=0.0, mu_mean=1.0, mu_sd=0.0, n=8, n_times=16,
                       t_end=3.0)  # fmt: skip
     sigma = 0.1
@@ -154,7 +160,7 @@ def test_gaussian_likelihood_recovers_exact_posterior(seed):
     cfg = Config.from_dict({
         "data": {"scaling": "none", "validation_fraction": 0.0},
         "model": {"R_hidden": []},
-        "sampler": {"replicas": 128, "steps": 200},
+        "sampler": {"replicas": 128},
         "likelihood": {"kind": "gaussian", "sigma": sigma},
         "train": {"epochs": 400, "seed": seed},
     })  # fmt: skip
@@ -167,7 +173,7 @@ def test_gaussian_likelihood_recovers_exact_posterior(seed):
     )
     # Monte Carlo error of 8000 draws is ~1 % in the sds; the tolerances are the issue's.
     assert np.all(np.abs(w.mean(0) - mean) < 0.2 * sd), (w.mean(0), mean, sd)
-    assert np.all(np.abs(w.std(0) / sd - 1) < 0.10), (w.std(0), sd)
+    assert np.all(np.abs(w.std(0) / sd - 1) < 0.05), (w.std(0), sd)
     assert abs(np.corrcoef(w.T)[0, 1] - corr) < 0.05, (np.corrcoef(w.T)[0, 1], corr)
 
 
@@ -189,7 +195,7 @@ def test_energy_score_recovers_the_law_of_the_data_generating_weights(seed):
     cfg = Config.from_dict({
         "data": {"scaling": "none", "validation_fraction": 0.0},
         "model": {"R_hidden": []},
-        "sampler": {"replicas": 128, "steps": 100},
+        "sampler": {"replicas": 128},
         "likelihood": {"kind": "energy-score"},
         "train": {"epochs": 1500, "mle_epochs": 500, "batch_trajectories": 256, "seed": seed},
     })  # fmt: skip
