@@ -8,6 +8,7 @@ checkpoint, when it was training).
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -161,9 +162,13 @@ def sample(
     if out.suffix != ".npz":
         raise ConfigError(f"--out {out} must end in .npz")
     run = load_run(run_dir)
-    w = run_samples(run, run_dir, n, seed)
-    save_samples(out, np.asarray(w), run.partition.names, run.partition.stochastic_mask)
+    t0 = time.perf_counter()
+    w = np.asarray(run_samples(run, run_dir, n, seed))
+    seconds = time.perf_counter() - t0
+    save_samples(out, w, run.partition.names, run.partition.stochastic_mask)
     typer.echo(f"wrote {n} samples of {run.partition.n_weights} weights to {out}")
+    typer.echo(f"drew them from {run.posterior.describe()}: {seconds:.2f} s, "
+               f"{n / seconds:.0f} draws/s including compilation")  # fmt: skip
 
 
 @app.command()

