@@ -90,7 +90,10 @@ def prediction_jacobian(
 
 
 NEWTON_LIMIT = 3.0
-"""Largest Gauss-Newton step of the start's centre along any informed direction, in prior sds."""
+"""Largest Gauss-Newton step of the start's centre along any informed direction, in that
+direction's posterior sds: a longer step leaves the region where the linearisation holds
+(measured on a 321-weight NODE fitted to OU data: steps of up to 3 prior sds raised the first
+epoch's loss from 8.1e3 to 6e4)."""
 
 
 def gaussian_start(
@@ -106,7 +109,7 @@ def gaussian_start(
 
     ``residual``: the data's mean minus the prediction at ``centre`` (flattened like the
     Jacobian's rows). The centre then takes one Gauss-Newton step along the informed directions
-    (eigenvalue >= 1, each component at most `NEWTON_LIMIT` prior sds), so that a pre-fit that
+    (eigenvalue >= 1, each component at most `NEWTON_LIMIT` posterior sds), so that a pre-fit that
     stopped short of the minimum does not put the start beside the posterior (measured on a
     2-weight ODE after the default 2000-epoch pre-fit: 1.75 posterior sds)."""
     b = np.sqrt(np.asarray(precision, np.float64))[:, None] * np.asarray(jacobian, np.float64)
@@ -131,7 +134,8 @@ def gaussian_start(
         informed = lam[:rank] >= 1.0
         qr, lr = q[:, :rank][:, informed], lam[:rank][informed]
         grad = b.T @ (np.sqrt(np.asarray(precision, np.float64)) * np.asarray(residual))
-        step = np.clip((qr.T @ grad) / lr, -NEWTON_LIMIT, NEWTON_LIMIT)
+        limit = NEWTON_LIMIT / np.sqrt(1 + lr)
+        step = np.clip((qr.T @ grad) / lr, -limit, limit)
         centre = centre + qr @ step
     total_diag = np.sum(b**2, axis=0)
     rest = np.maximum(total_diag - (q[:, :rank] ** 2) @ lam[:rank], 0.0)
@@ -251,16 +255,3 @@ class GaussNewtonTransform(eqx.Module):
             x = mu0 + v * gain(jac, y_bar - y - jac @ (mu0 - x))
         y, jac = jax.lax.stop_gradient(linearise(x))
         return 2 * a * gain(jac, y_bar - y - jac @ (mu - x))
-
-
-def data_term_hessian(
-    data_term, w_s: Float[Array, " ns"], *, batch: int = 32
-) -> Float[np.ndarray, "ns ns"]:
-    """Hessian of ``data_term(w_s) -> scalar`` at ``w_s``, ``batch`` columns at a time."""
-    grad = jax.grad(data_term)
-
-    def column(e):
-        return jax.jvp(grad, (w_s,), (e,))[1]
-
-    eye = jnp.eye(w_s.shape[0], dtype=w_s.dtype)
-    return np.asarray(jax.jit(lambda: jax.lax.map(column, eye, batch_size=batch))())
