@@ -195,13 +195,18 @@ def predict(
 def report(
     run_dir: Annotated[Path, typer.Argument(help="run directory written by `fit`")],
     data: Annotated[Path | None, typer.Option(help="held-out trajectories to score")] = None,
+    train_data: Annotated[
+        Path | None,
+        typer.Option(help="the data the run was fitted to: recomputes the KSD of its samples"),
+    ] = None,
 ) -> None:
     """Write figures and a summary table under RUN_DIR/report/."""
     from .data import load_trajectories
     from .report import write_report
 
     held_out = load_trajectories(data) if data is not None else None
-    summary = write_report(run_dir, held_out)
+    fitted_to = load_trajectories(train_data) if train_data is not None else None
+    summary = write_report(run_dir, held_out, data=fitted_to)
     typer.echo(summary)
 
 

@@ -4,8 +4,10 @@ Every method fits the same data model, likelihood and prior (only ``[method] kin
 differences in the table are differences of the methods. Per method the table gives the wall
 time of the fit, held-out scores of its predictive ensemble (W1 per time, Eq. 27, as mean and
 max over time; 50/90 % band coverage; energy score), NUTS's R-hat, ESS per second and
-divergences, and the weights' statistics: against an analytic law for two weights, and against
-NUTS (when it ran) for any number of weights.
+divergences, the KSD of its draws against the posterior they target (ratio to exact draws and
+U-statistic z, `langevin_uq.sample_quality.run_diagnostics`; for density likelihoods only),
+and the weights' statistics: against an analytic law for two weights, and against NUTS (when it
+ran) for any number of weights.
 """
 
 import shutil
@@ -23,7 +25,11 @@ from .data import Trajectories
 from .errors import ConfigError
 from .report import group_scores, predict_per_group
 from .run import FittedRun, fit, sample_weights
+from .sample_quality import run_diagnostics
 from .seeding import stream
+
+KSD_SAMPLES = 512
+"""Draws per method for the KSD columns (its cost grows like their square)."""
 
 SD_RATIO_BAND = (0.8, 1.25)
 """Per-weight sd ratios against NUTS inside this band count as agreeing (issue 3, item 2)."""
@@ -105,8 +111,10 @@ def compare_methods(
         echo: where to print the progress lines and the final tables.
 
     Returns:
-        per method: the summary numbers of its row, its draws of ``w_S`` (``"w_s"``) and its
-        predictive ensemble on the held-out groups (``"y_rep"``).
+        per method: the summary numbers of its row, its draws of ``w_S`` (``"w_s"``), its
+        predictive ensemble on the held-out groups (``"y_rep"``) and its KSD diagnostics
+        (``"ksd"``, `langevin_uq.sample_quality.run_diagnostics` of ``min(n, KSD_SAMPLES)``
+        fresh draws).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,9 +132,12 @@ def compare_methods(
         w = np.asarray(sample_weights(run, n, key))
         y_rep, members = predict_per_group(run, scored, w)
         scores, curve = group_scores(y_rep, scored, members)
-        row = {"wall seconds": seconds, **scores, **_nuts_columns(run)}
+        ksd = run_diagnostics(run, data, jr.fold_in(stream(config.train.seed, "compare/ksd"), i),
+                              min(n, KSD_SAMPLES))  # fmt: skip
+        row = {"wall seconds": seconds, **scores, **_nuts_columns(run), **_ksd_columns(ksd)}
         results[kind] = {"row": row, "w_s": w[:, np.asarray(run.partition.stochastic_mask)],
-                         "y_rep": y_rep, "w1_curve": curve, "members": members}  # fmt: skip
+                         "y_rep": y_rep, "w1_curve": curve, "members": members,
+                         "ksd": ksd}  # fmt: skip
         echo(f"{kind}: {seconds:.1f} s")
     text = _tables(results, scored, reference, held_out is None)
     write_text_atomic(out / "comparison.md", text)
@@ -143,6 +154,12 @@ def _nuts_columns(run: FittedRun) -> dict[str, float]:
             "divergences": float(d["divergences"])}  # fmt: skip
 
 
+def _ksd_columns(ksd: dict) -> dict[str, float]:
+    if ksd["ksd"] is None:
+        return {"KSD ratio": np.nan, "KSD z": np.nan}
+    return {"KSD ratio": ksd["ratio"], "KSD z": ksd["z"]}
+
+
 def _tables(results, scored: Trajectories, reference, in_sample: bool) -> str:
     columns = list(next(iter(results.values()))["row"])
     where = "in-sample (no held-out data given)" if in_sample else "held-out"
@@ -150,6 +167,11 @@ def _tables(results, scored: Trajectories, reference, in_sample: bool) -> str:
     for kind, res in results.items():
         cells = ["-" if np.isnan(v) else f"{v:.4g}" for v in res["row"].values()]
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    lines += ["", "KSD of each method's draws against its posterior:", ""]
+    for kind, res in results.items():
+        ksd = res["ksd"]
+        said = ksd["why"] if ksd["ksd"] is None else ksd["verdict"] or "no disagreement detected"
+        lines.append(f"- {kind}: {said}")
     n_s = next(iter(results.values()))["w_s"].shape[1]
     if n_s == 2:
         table = metrics.parameter_table({k: r["w_s"] for k, r in results.items()}, reference)

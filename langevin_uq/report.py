@@ -9,8 +9,11 @@ from . import checkpoint as ckpt
 from . import metrics, plotting
 from ._atomic import write_text_atomic
 from .data import Trajectories, groups
+from .errors import DataError
 from .prediction import run_samples
-from .run import FittedRun, load_run, predict, read_metadata
+from .run import FittedRun, _data_digest, _relabel_groups, load_run, predict, read_metadata
+from .sample_quality import KSD_FILE, no_density, run_diagnostics
+from .seeding import stream
 
 
 def predict_per_group(
@@ -70,18 +73,60 @@ def _training_line(run: FittedRun) -> str:
     return f"- epochs: {run.epoch}; particles {cfg.method.particles}, beta {cfg.train.beta}"
 
 
-def write_report(run_dir: str | Path, held_out: Trajectories | None = None) -> str:
+def _ksd(run: FittedRun, run_dir: Path, meta: dict, data: Trajectories | None) -> dict | None:
+    """The run's KSD diagnostics: computed from ``data``, else read from ``KSD_FILE``."""
+    if (answer := no_density(run)) is not None:
+        return answer
+    if data is not None:
+        if _data_digest(_relabel_groups(data)) != meta.get("data_sha256"):
+            raise DataError(
+                f"the data passed as training data differ from the data {run_dir} was fitted "
+                "to; the KSD needs the run's own training data"
+            )
+        return run_diagnostics(run, data, stream(run.config.train.seed, "report/ksd"))
+    if (run_dir / KSD_FILE).is_file():
+        return ckpt.read_json(run_dir / KSD_FILE)
+    return None
+
+
+def ksd_lines(diagnostics: dict | None) -> list[str]:
+    """The summary's KSD line and verdict line for `run_diagnostics`'s dict (or ``None``)."""
+    if diagnostics is None:
+        return ["- KSD: not computed (the report needs the run's training data for it)"]
+    if diagnostics.get("ksd") is None:
+        return [f"- KSD: none; {diagnostics['why']}"]
+    d = diagnostics
+    return [
+        f"- KSD of {d['n']} draws of {d['dimension']} stochastic weights: {d['ksd']:.4g}, "
+        f"{d['ratio']:.3g}x the reference of exact Gaussian draws; U-statistic {d['z']:.3g} "
+        f"null sds above 0 (p = {d['p']:.2g})",
+        f"- verdict: {d['verdict'] or 'no disagreement between samples and posterior detected'}",
+    ]
+
+
+def write_report(
+    run_dir: str | Path,
+    held_out: Trajectories | None = None,
+    *,
+    data: Trajectories | None = None,
+) -> str:
     """Write ``report/`` for a run and return its summary as Markdown text.
 
     Always: the training history and the posterior-sample statistics. With ``held_out`` data:
     the predictive bands of the largest condition group, W1 over time and the scores of
-    `group_scores`.
+    `group_scores`. The KSD line and its verdict (`langevin_uq.sample_quality.run_diagnostics`,
+    also written to ``report/ksd.json``) need the run's training data: from ``data``, or from
+    the run's ``ksd.json`` when the run directory has one.
+
+    Raises:
+        DataError: ``data`` are not the data the run was fitted to.
     """
     run_dir = Path(run_dir)
     run = load_run(run_dir)
+    meta = read_metadata(run_dir)
+    diagnostics = _ksd(run, run_dir, meta, data)
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
-    meta = read_metadata(run_dir)
     history_file = run_dir / ckpt.HISTORY
     history = np.empty(0)
     if history_file.exists():
@@ -96,7 +141,10 @@ def write_report(run_dir: str | Path, held_out: Trajectories | None = None) -> s
         _training_line(run),
         f"- MLE: train MSE {meta['mle']['train_mse']:.4g}, validation MSE "
         f"{meta['mle']['validation_mse']:.4g} (scaled units)",
+        *ksd_lines(diagnostics),
     ]
+    if diagnostics is not None:
+        ckpt.write_json(out / KSD_FILE, diagnostics)
     if run.diagnostics is not None:
         d = run.diagnostics
         lines.append(

@@ -66,7 +66,7 @@ RESUMABLE = ("epochs", "lr", "divergence_retries")
 """Keys of ``[train]`` that a resumed run may change (more epochs; a lower rate after a
 divergence). With none changed, a resumed run equals an uninterrupted one."""
 _RUN_FILES = (ckpt.CONFIG, ckpt.METADATA, ckpt.MLE, ckpt.HISTORY, ckpt.CHECKPOINT, ckpt.SAMPLES,
-              ckpt.NUTS, ckpt.DIAGNOSTICS)  # fmt: skip
+              ckpt.NUTS, ckpt.DIAGNOSTICS, "ksd.json")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -444,6 +444,10 @@ def fit(
         w = sample_weights(fitted, s.posterior_samples, _keys(tr.seed)["samples"])
         ckpt.save_samples(run_dir / ckpt.SAMPLES, np.asarray(w), partition.names,
                           partition.stochastic_mask)  # fmt: skip
+        from .sample_quality import KSD_FILE, run_diagnostics  # it imports this module
+
+        quality = run_diagnostics(fitted, data, stream(tr.seed, "fit/ksd"))
+        ckpt.write_json(run_dir / KSD_FILE, quality)
     return fitted
 
 

@@ -1,0 +1,154 @@
+"""Sample quality of a fitted run: the score of the posterior it targets, and the KSD of its draws.
+
+Every method (``ls``, ``bbvi-*``, ``nuts``) targets the same unnormalised posterior over the
+stochastic weights (`langevin_uq.baselines.model.ProbabilisticModel`, METHOD section 5 and 7):
+
+    p(w_S) ∝ N(w_S; w_bar, diag s^2) exp(-L(w_S) / beta)
+
+with ``w_bar`` the MLE's stochastic part (``prior.mean = "mle"``) or zeros, ``s`` =
+``prior.scale``, ``beta`` = ``train.beta`` and ``L`` the likelihood's data term of one weight
+vector on the whole training split, in scaled units. `posterior_score_fn` rebuilds ``L`` from the
+training data exactly as `langevin_uq.run.fit` does (same split, scaler, MLE predictions and
+likelihood), and `run_diagnostics` judges the run's draws against its gradient with
+`langevin_uq.diagnostics.ksd_report`.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from ._types import Array, Float, PRNGKeyArray
+from .data import Trajectories, split
+from .diagnostics import ksd_report, verdict
+from .errors import DataError
+from .likelihoods import build_likelihood
+from .posterior import EmpiricalPosterior
+from .problem import group_inputs, predict_groups, training_arrays
+from .run import FittedRun, _keys, _prior_mean, _relabel_groups, _sigma_scaled, sample_weights
+
+KSD_FILE = "ksd.json"
+"""Where a run directory (and its ``report/``) keeps `run_diagnostics`'s dict."""
+DENSITY_LIKELIHOODS = ("gaussian", "marginal-mixture")
+"""Likelihood kinds that are densities; the energy score is a scoring rule, with no posterior
+density to take the score of."""
+
+
+def _no_density_reason(run: FittedRun) -> str | None:
+    """Why the run's target has no density to score, or ``None`` when it has one."""
+    kind = run.config.likelihood.kind
+    if kind not in DENSITY_LIKELIHOODS:
+        return (
+            f"likelihood.kind = {kind!r} is a scoring rule, not a density: its generalised "
+            "posterior has no score to test the samples against (the KSD needs a gaussian or "
+            "marginal-mixture likelihood)"
+        )
+    if not run.config.train.beta > 0:
+        return "train.beta = 0 weighs the prior by 0: the target is no density over w_S"
+    return None
+
+
+def no_density(run: FittedRun) -> dict | None:
+    """`run_diagnostics`'s answer for a run whose target has no density (it needs no data),
+    or ``None`` when the target has one."""
+    why = _no_density_reason(run)
+    if why is None:
+        return None
+    return {"ksd": None, "verdict": None, "why": why, "method": run.config.method.kind}
+
+
+def _data_term(run: FittedRun, data: Trajectories):
+    """The likelihood, group inputs and training arrays of ``L``, built as `fit` builds them.
+
+    As in `langevin_uq.run.fit`: group ids relabelled ``0..G-1``, the training split drawn with
+    the run's seed, every group's inputs (validation ones too) and the likelihood from the
+    training split and the MLE's predictions, in the run's scaled units and dtype.
+    """
+    config, partition, scaler = run.config, run.partition, run.scaler
+    dtype = run.w_mle.dtype
+    n_outputs = partition.model(run.w_mle).n_outputs
+    if data.n_outputs != n_outputs:
+        raise DataError(
+            f"the data have {data.n_outputs} outputs but the run's model predicts {n_outputs}; "
+            "pass the data the run was fitted to"
+        )
+    data = _relabel_groups(data)
+    train, _ = split(data, config.data.validation_fraction, _keys(config.train.seed)["split"])
+    inputs = group_inputs(scaler.transform(data), dtype)
+    train_s = scaler.transform(train)
+    lk = config.likelihood
+    likelihood = build_likelihood(
+        lk.kind, y=np.asarray(train_s.y, np.dtype(dtype)), group=train_s.group,
+        n_groups=inputs.n_groups, y_mle=np.asarray(predict_groups(partition, run.w_mle, inputs)),
+        sigma=_sigma_scaled(lk.sigma, scaler), modes=lk.modes, time_reduction=lk.time_reduction,
+        time_weighting=lk.time_weighting, marginal=lk.marginal, seed=config.train.seed,
+    )  # fmt: skip
+    return likelihood, inputs, training_arrays(train_s, dtype)
+
+
+def posterior_score_fn(
+    run: FittedRun, data: Trajectories
+) -> Callable[[Float[Array, " ns"]], Float[Array, " ns"]] | None:
+    """``w_S -> grad log p(w_S)`` of the posterior the run targets, or ``None`` without a density.
+
+    Args:
+        run: a fitted run (`langevin_uq.run.fit` or `langevin_uq.run.load_run`).
+        data: the trajectories the run was fitted to (all of them: the training split is drawn
+            from them with the run's seed, as `fit` does), in their own units.
+
+    Returns:
+        A jittable function of one ``(ns,)`` stochastic-weight vector, in the run's dtype; or
+        ``None`` for the energy score (a scoring rule) or ``train.beta = 0``.
+
+    Raises:
+        DataError: the data's outputs do not match the run's model.
+    """
+    if _no_density_reason(run) is not None:
+        return None
+    likelihood, inputs, arrays = _data_term(run, data)
+    config, partition, dtype = run.config, run.partition, run.w_mle.dtype
+    w_bar = _prior_mean(config, partition.split(run.w_mle)[0])
+    scale = jnp.asarray(config.prior.scale, dtype)
+    beta = jnp.asarray(config.train.beta, dtype)
+    one = jnp.asarray(1.0, dtype)
+
+    def log_density(w_s):
+        w = partition.join(w_s, run.w_d)
+        pred = predict_groups(partition, w, inputs)[None]  # one replica: (1, G, T, ny)
+        data_term = likelihood.loss(pred, arrays.y, arrays.group, one)
+        return -0.5 * jnp.sum(((w_s - w_bar) / scale) ** 2) - data_term / beta
+
+    return jax.grad(log_density)
+
+
+def run_diagnostics(run: FittedRun, data: Trajectories, key: PRNGKeyArray, n: int = 512) -> dict:
+    """The KSD of ``n`` fresh posterior draws of ``w_S`` against the run's posterior score.
+
+    NUTS runs draw at most their stored number of draws (so none repeats). Chain draws are
+    autocorrelated, which the U-test's null variance (for independent draws) does not know, so
+    a NUTS run's ``z`` and ``p`` overstate the disagreement (more the lower its ESS).
+
+    Args:
+        run: a fitted run.
+        data: the trajectories the run was fitted to (see `posterior_score_fn`).
+        key: draws the samples and the KSD's reference.
+        n: number of posterior draws to judge (the KSD costs ``n^2``).
+
+    Returns:
+        A JSON-able dict: `langevin_uq.diagnostics.ksd_report`'s numbers (``ksd``,
+        ``reference``, ``ratio``, ``z``, ``p``, ``n``) with ``verdict`` (the sentence, or
+        ``None``), ``method`` and ``dimension``; or ``{"ksd": None, "why": ...}`` when the
+        target has no density (energy score, ``beta = 0``).
+    """
+    if (answer := no_density(run)) is not None:
+        return answer
+    if isinstance(run.posterior, EmpiricalPosterior):
+        n = min(n, run.posterior.samples.shape[0])
+    score_fn = posterior_score_fn(run, data)
+    sample_key, ksd_key = jr.split(key)
+    w_s = sample_weights(run, n, sample_key)[:, np.asarray(run.partition.stochastic_mask)]
+    report = ksd_report(w_s, score_fn, ksd_key, max_samples=n)
+    return {**report, "verdict": verdict(report), "method": run.config.method.kind,
+            "dimension": int(w_s.shape[1])}  # fmt: skip

@@ -1,0 +1,61 @@
+"""The run report's KSD lines: from the training data, from a run's ``ksd.json``, or absent."""
+
+import shutil
+
+import jax.random as jr
+import pytest
+from conftest import tiny_config
+
+from langevin_uq import checkpoint as ckpt
+from langevin_uq.errors import DataError
+from langevin_uq.report import write_report
+from langevin_uq.run import fit, load_run
+from langevin_uq.sample_quality import KSD_FILE, run_diagnostics
+from langevin_uq.systems.ou import OUSystem, simulate_ou
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, ou_data):
+    run_dir = tmp_path_factory.mktemp("report") / "run"
+    fit(ou_data, tiny_config(likelihood={"kind": "gaussian"}), run_dir=run_dir)
+    return run_dir
+
+
+def test_report_with_training_data_has_the_ksd_and_its_verdict(run_dir, ou_data):
+    summary = write_report(run_dir, data=ou_data)
+    ksd = ckpt.read_json(run_dir / "report" / KSD_FILE)
+    assert ksd["n"] == 512 and ksd["method"] == "ls"
+    assert f"- KSD of 512 draws of {ksd['dimension']} stochastic weights: " in summary
+    assert f"{ksd['ratio']:.3g}x the reference of exact Gaussian draws" in summary
+    verdict = ksd["verdict"] or "no disagreement between samples and posterior detected"
+    assert f"- verdict: {verdict}\n" in summary
+    assert (run_dir / "report" / "summary.md").read_text() == summary
+
+
+def test_report_reads_the_runs_ksd_file_or_says_why_it_has_none(run_dir, ou_data, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report"))
+    assert "- KSD: not computed (the report needs the run's training data" in write_report(copy)
+    assert not (copy / "report" / KSD_FILE).exists()
+    written = run_diagnostics(load_run(copy), ou_data, jr.key(1), n=16)
+    ckpt.write_json(copy / KSD_FILE, written)
+    summary = write_report(copy)
+    assert "- KSD of 16 draws of" in summary and "- verdict: " in summary
+    assert ckpt.read_json(copy / "report" / KSD_FILE) == written
+
+
+def test_report_refuses_other_data_as_training_data(run_dir):
+    other = simulate_ou(OUSystem(n=32, n_times=8), jr.key(1))
+    with pytest.raises(DataError, match="differ from the data"):
+        write_report(run_dir, data=other)
+
+
+def test_report_of_an_energy_score_run_says_why_it_has_no_ksd(run_dir, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report"))
+    config = (copy / "config.toml").read_text()
+    assert 'kind = "gaussian"' in config
+    (copy / "config.toml").write_text(config.replace('kind = "gaussian"', 'kind = "energy-score"'))
+    summary = write_report(copy)
+    assert "- KSD: none; likelihood.kind = 'energy-score' is a scoring rule" in summary
+    assert ckpt.read_json(copy / "report" / KSD_FILE)["ksd"] is None
