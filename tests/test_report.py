@@ -33,8 +33,9 @@ def test_report_with_training_data_has_the_ksd_and_its_verdict(run_dir, ou_data)
 
 
 def test_report_reads_the_runs_ksd_file_or_says_why_it_has_none(run_dir, ou_data, tmp_path):
+    assert (run_dir / KSD_FILE).exists()  # fit writes it
     copy = tmp_path / "run"
-    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report"))
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report", KSD_FILE))
     assert "- KSD: not computed (the report needs the run's training data" in write_report(copy)
     assert not (copy / "report" / KSD_FILE).exists()
     written = run_diagnostics(load_run(copy), ou_data, jr.key(1), n=16)
