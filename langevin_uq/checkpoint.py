@@ -32,6 +32,7 @@ CONFIG = "config.toml"
 HISTORY = "history.csv"
 NUTS = "nuts.npz"
 DIAGNOSTICS = "nuts.json"
+KSD = "ksd.json"
 MAGIC = b"langevin-uq checkpoint 1\n"
 DIGEST = "sha256"
 

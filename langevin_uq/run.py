@@ -66,7 +66,7 @@ RESUMABLE = ("epochs", "lr", "divergence_retries")
 """Keys of ``[train]`` that a resumed run may change (more epochs; a lower rate after a
 divergence). With none changed, a resumed run equals an uninterrupted one."""
 _RUN_FILES = (ckpt.CONFIG, ckpt.METADATA, ckpt.MLE, ckpt.HISTORY, ckpt.CHECKPOINT, ckpt.SAMPLES,
-              ckpt.NUTS, ckpt.DIAGNOSTICS, "ksd.json")  # fmt: skip
+              ckpt.NUTS, ckpt.DIAGNOSTICS, ckpt.KSD)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _taus(s, final_dtau: float) -> np.ndarray:
     return pseudo_time_grid(s.steps, s.dtau, s.schedule, final_dtau)
 
 
-def _drift_start(config: Config, partition, likelihood, inputs, train, w_s, w_d):
+def _drift_start(config: Config, partition, likelihood, inputs, train, w_s, w_d, y_mle):
     """The Gaussian start of the drift (`langevin_uq.htransform.gaussian_start`) at the MLE,
     and the drift's shape: its rank and the resolved ``sampler.final_dtau``."""
     s, beta = config.sampler, config.train.beta
@@ -184,8 +184,7 @@ def _drift_start(config: Config, partition, likelihood, inputs, train, w_s, w_d)
     counts = np.bincount(group, minlength=inputs.n_groups)
     means = np.stack([y[group == g].mean(0) if counts[g] else np.zeros(y.shape[1:])
                       for g in range(inputs.n_groups)])  # fmt: skip
-    y_hat = np.asarray(predict_groups(partition, partition.join(w_s, w_d), inputs), np.float64)
-    residual = np.where(counts[:, None, None] > 0, means - y_hat, 0.0).ravel()
+    residual = np.where(counts[:, None, None] > 0, means - y_mle, 0.0).ravel()
     start = gaussian_start(jac, np.ravel(curvature), prior.whiten(w_s), prior.scale, s.max_rank,
                            residual)  # fmt: skip
     final = s.final_dtau
@@ -342,8 +341,9 @@ def fit(
         if resume:
             drift_shape = read_metadata(run_dir)["drift"]
         else:
+            w_s_mle, w_d_mle = partition.split(w_mle)
             start, drift_shape = _drift_start(config, partition, likelihood, inputs,
-                                              train_arrays, *partition.split(w_mle))  # fmt: skip
+                                              train_arrays, w_s_mle, w_d_mle, y_mle)  # fmt: skip
     partition, _, sampler, params = _skeleton(
         config, data.n_outputs, data.n_inputs, w_mle, dtype, grid, drift_shape
     )

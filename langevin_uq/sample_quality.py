@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from . import checkpoint as ckpt
 from ._types import Array, Float, PRNGKeyArray
 from .data import Trajectories, split
 from .diagnostics import ksd_report, verdict
@@ -29,7 +30,7 @@ from .posterior import EmpiricalPosterior
 from .problem import group_inputs, predict_groups, training_arrays
 from .run import FittedRun, _keys, _prior_mean, _relabel_groups, _sigma_scaled, sample_weights
 
-KSD_FILE = "ksd.json"
+KSD_FILE = ckpt.KSD
 """Where a run directory (and its ``report/``) keeps `run_diagnostics`'s dict."""
 DENSITY_LIKELIHOODS = ("gaussian", "marginal-mixture")
 """Likelihood kinds that are densities; the energy score is a scoring rule, with no posterior
