@@ -32,7 +32,7 @@ import numpy as np
 
 from ._types import Array, Float, Int
 from .prior import OUPrior
-from .problem import GroupInputs, predict_groups
+from .problem import GroupInputs, group_means, predict_groups
 from .weights import WeightPartition
 
 
@@ -189,11 +189,8 @@ class GaussNewtonTransform(eqx.Module):
     ) -> "GaussNewtonTransform":
         """From training trajectories ``y`` of groups ``group`` with noise sd ``sigma`` per
         output; the data term is the Gaussian negative log-likelihood divided by ``beta``."""
-        n_groups = inputs.n_groups
-        counts = jnp.zeros(n_groups, y.dtype).at[group].add(1.0)[:, None, None]
-        sums = jnp.zeros((n_groups, *y.shape[1:]), y.dtype).at[group].add(y)
-        target = sums / jnp.maximum(counts, 1.0)
-        precision = jnp.broadcast_to(counts / (sigma**2 * beta), target.shape)
+        target, counts = group_means(y, group, inputs.n_groups)
+        precision = jnp.broadcast_to(counts[:, None, None] / (sigma**2 * beta), target.shape)
         return cls(partition, inputs, w_d, target, precision, iterations)
 
     @classmethod

@@ -67,6 +67,16 @@ def predict_ensemble(
     return jax.vmap(predict_groups, in_axes=(None, 0, None))(partition, w, inputs)
 
 
+def group_means(
+    y: Float[Array, "N T ny"], group: Int[Array, " N"], n_groups: int
+) -> tuple[Float[Array, "G T ny"], Float[Array, " G"]]:
+    """The mean output of each condition group's members, and their count (a group with no
+    members has mean zero)."""
+    counts = jnp.zeros(n_groups, y.dtype).at[group].add(1.0)
+    sums = jnp.zeros((n_groups, *y.shape[1:]), y.dtype).at[group].add(y)
+    return sums / jnp.maximum(counts, 1.0)[:, None, None], counts
+
+
 class TrainingArrays(eqx.Module):
     """Device arrays of one split: outputs ``(N, T, ny)`` and group ids ``(N,)``."""
 

@@ -38,7 +38,14 @@ from .likelihoods import build_likelihood
 from .model import build_model
 from .posterior import AbstractPosterior, EmpiricalPosterior, LangevinPosterior
 from .prior import OUPrior
-from .problem import GroupInputs, group_inputs, predict_ensemble, predict_groups, training_arrays
+from .problem import (
+    GroupInputs,
+    group_inputs,
+    group_means,
+    predict_ensemble,
+    predict_groups,
+    training_arrays,
+)
 from .sampler import (
     Drift,
     LangevinSampler,
@@ -180,11 +187,8 @@ def _drift_start(config: Config, partition, likelihood, inputs, train, w_s, w_d,
             "the data model's Jacobian at the MLE is not finite, so the sampler cannot start "
             "from it; check the data, or lower train.mle_lr"
         )
-    y, group = np.asarray(train.y, np.float64), np.asarray(train.group)
-    counts = np.bincount(group, minlength=inputs.n_groups)
-    means = np.stack([y[group == g].mean(0) if counts[g] else np.zeros(y.shape[1:])
-                      for g in range(inputs.n_groups)])  # fmt: skip
-    residual = np.where(counts[:, None, None] > 0, means - y_mle, 0.0).ravel()
+    means, counts = group_means(train.y, train.group, inputs.n_groups)
+    residual = np.where(np.asarray(counts)[:, None, None] > 0, means - y_mle, 0.0).ravel()
     start = gaussian_start(jac, np.ravel(curvature), prior.whiten(w_s), prior.scale, s.max_rank,
                            residual)  # fmt: skip
     final = s.final_dtau

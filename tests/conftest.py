@@ -4,6 +4,7 @@ import contextlib
 import io
 import sys
 
+import jax
 import jax.random as jr
 import pytest
 from hypothesis import settings
@@ -17,6 +18,20 @@ from langevin_uq.systems.ou import OUSystem, simulate_ou
 settings.register_profile("seeded", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile("seeded")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_jax_per_file():
+    """Each test file starts with float32 and none of the earlier files' compiled programs.
+
+    A float64 fit switches x64 on for the whole process; and an xdist worker that keeps every
+    compiled program of the files it ran segfaulted inside XLA's compiler (three fresh-clone runs
+    in a row, always at the same test, never when that file ran alone).
+    """
+    yield
+    jax.config.update("jax_enable_x64", False)
+    jax.clear_caches()
+
 
 # Small enough that a whole fit (MLE, 20 epochs, samples) takes a few seconds on 2 CPU cores.
 TINY = {

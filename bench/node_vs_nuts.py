@@ -1,0 +1,101 @@
+"""Issue 16, must-show 3: the 321-weight NODE of `schlogl_node_vs_nuts.toml` against NUTS.
+
+Fits NUTS once (its draws are kept in ``bench/out/node_nuts.npz``; delete it to re-run), then
+the Langevin sampler from the default (Laplace) start, untrained and after ``--epochs`` epochs.
+For each it prints the per-weight sd ratio to NUTS (median, 10-90 % range, fraction in
+[0.8, 1.25]), the ELBO and path KL of the last 20 epochs, the KSD ratio and the predictive W1
+to NUTS on the held-out times; and the amortised draws per second against NUTS's minimum bulk
+ESS per second of sampling (compilation excluded for both).
+
+    .venv/bin/python bench/node_vs_nuts.py [--epochs 300]
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.random as jr
+import numpy as np
+
+from langevin_uq.config import Config
+from langevin_uq.metrics import wasserstein1
+from langevin_uq.run import fit, predict, read_history, read_metadata, sample_weights
+from langevin_uq.systems.ou import OUSystem, simulate_ou
+
+HERE = Path(__file__).parent
+CONFIG = HERE / "schlogl_node_vs_nuts.toml"
+CACHE = HERE / "out" / "node_nuts.npz"
+
+
+def _nuts(data, config: Config) -> dict:
+    if CACHE.exists():
+        return dict(np.load(CACHE))
+    run = fit(data, config.replace(method={"kind": "nuts"}))
+    d = run.diagnostics
+    w = np.asarray(sample_weights(run, 10_000, jr.key(1)))
+    pred = np.asarray(predict(run, data, w[:2000]))
+    out = {"w": w, "pred": pred, "ess_per_second": d["ess_per_second_min"],
+           "ess_min": d["ess_min"], "divergences": d["divergences"]}  # fmt: skip
+    CACHE.parent.mkdir(exist_ok=True)
+    np.savez(CACHE, **out)
+    return out
+
+
+def _report(label: str, run, run_dir: Path, data, nuts: dict) -> None:
+    w = np.asarray(sample_weights(run, 4000, jr.key(1)))
+    ratio = w.std(0) / nuts["w"].std(0)
+    inside = np.mean((ratio >= 0.8) & (ratio <= 1.25))
+    pred = np.asarray(predict(run, data, w[:2000]))
+    w1 = np.mean([wasserstein1(pred[:, 0, j, 0], nuts["pred"][:, 0, j, 0])
+                  for j in range(pred.shape[2])])  # fmt: skip
+    spread = np.mean(nuts["pred"][:, 0, :, 0].std(0))
+    rows = read_history(run_dir / "history.csv")
+    tail = (f"loss {np.mean([r[1] for r in rows[-20:]]):.5g}, path KL "
+            f"{np.mean([r[3] for r in rows[-20:]]):.4g}" if rows else "untrained")  # fmt: skip
+    ksd = read_metadata(run_dir)
+    quality = (run_dir / "ksd.json").read_text() if (run_dir / "ksd.json").exists() else "{}"
+    extra = (ksd.get("drift") or {}).get("start_extra_precision")
+    print(f"{label}: sd ratio median {np.median(ratio):.3f} (10-90 %: "
+          f"{np.quantile(ratio, 0.1):.3f}-{np.quantile(ratio, 0.9):.3f}), "
+          f"{100 * inside:.0f} % in [0.8, 1.25]; mean shift "
+          f"{np.max(np.abs(w.mean(0) - nuts['w'].mean(0)) / nuts['w'].std(0)):.2f} NUTS sds (max); "
+          f"{tail}; predictive W1 to NUTS {w1:.4g} (NUTS spread {spread:.4g}); "
+          f"start extra precision {extra}; ksd {quality.strip()[:160]}", flush=True)  # fmt: skip
+
+
+def main(epochs: int) -> None:
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
+    relax = simulate_ou(OUSystem(n=4, n_times=26, theta_sd=0.0, mu_sd=0.0), jr.key(0),
+                        noise_sd=0.05)  # fmt: skip
+    config = Config.load(CONFIG)
+    t0 = time.perf_counter()
+    nuts = _nuts(relax, config)
+    print(
+        f"NUTS: ESS min {float(nuts['ess_min']):.0f}, ESS/s {float(nuts['ess_per_second']):.2f}, "
+        f"{int(nuts['divergences'])} divergences ({time.perf_counter() - t0:.0f} s incl. cache)"
+    )
+    ls = config.replace(sampler={"drift_init": "laplace", "final_dtau": "auto"})
+    for label, n in (("untrained", 0), (f"{epochs} epochs", epochs)):
+        run_dir = Path(tempfile.mkdtemp()) / "run"
+        t0 = time.perf_counter()
+        run = fit(relax, ls.replace(train={"epochs": n}), run_dir=run_dir)
+        print(f"LS {label}: fit {time.perf_counter() - t0:.0f} s", flush=True)
+        _report(f"LS {label}", run, run_dir, relax, nuts)
+    sample_weights(run, 4000, jr.key(2)).block_until_ready()  # compiles
+    t0 = time.perf_counter()
+    for i in range(5):
+        sample_weights(run, 4000, jr.key(3 + i)).block_until_ready()
+    per_second = 5 * 4000 / (time.perf_counter() - t0)
+    ess = float(nuts["ess_per_second"])
+    print(
+        f"amortised draws/s {per_second:.0f} against NUTS min bulk ESS/s {ess:.2f}: "
+        f"{per_second / ess:.0f}x"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=300)
+    main(parser.parse_args().epochs)
