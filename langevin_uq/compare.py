@@ -171,7 +171,8 @@ def _tables(results, scored: Trajectories, reference, in_sample: bool) -> str:
     for kind, res in results.items():
         ksd = res["ksd"]
         said = ksd["why"] if ksd["ksd"] is None else ksd["verdict"] or "no disagreement detected"
-        lines.append(f"- {kind}: {said}")
+        grid = (ksd.get("discretisation") or {}).get("verdict")
+        lines.append(f"- {kind}: {said}" + (f"; {grid}" if grid else ""))
     n_s = next(iter(results.values()))["w_s"].shape[1]
     if n_s == 2:
         table = metrics.parameter_table({k: r["w_s"] for k, r in results.items()}, reference)

@@ -1,5 +1,6 @@
 """A run's report: figures and a summary table under ``RUN_DIR/report/`` (METHOD section 10)."""
 
+import math
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -90,17 +91,33 @@ def _ksd(run: FittedRun, run_dir: Path, meta: dict, data: Trajectories | None) -
 
 
 def ksd_lines(diagnostics: dict | None) -> list[str]:
-    """The summary's KSD line and verdict line for `run_diagnostics`'s dict (or ``None``)."""
+    """The summary's KSD line, verdict line and pseudo-time grid line for `run_diagnostics`'s
+    dict (or ``None``)."""
     if diagnostics is None:
         return ["- KSD: not computed (the report needs the run's training data for it)"]
+    grid = _grid_lines(diagnostics.get("discretisation"))
     if diagnostics.get("ksd") is None:
-        return [f"- KSD: none; {diagnostics['why']}"]
+        return [f"- KSD: none; {diagnostics['why']}", *grid]
     d = diagnostics
     return [
         f"- KSD of {d['n']} draws of {d['dimension']} stochastic weights: {d['ksd']:.4g}, "
         f"{d['ratio']:.3g}x the reference of exact Gaussian draws; U-statistic {d['z']:.3g} "
         f"null sds above 0 (p = {d['p']:.2g})",
         f"- verdict: {d['verdict'] or 'no disagreement between samples and posterior detected'}",
+        *grid,
+    ]
+
+
+def _grid_lines(check: dict | None) -> list[str]:
+    if check is None:
+        return []
+    if check["verdict"]:
+        return [f"- pseudo-time grid: {check['verdict']}"]
+    return [
+        f"- pseudo-time grid: twice the {check['steps']} steps moves no weight's mean by more "
+        f"than {check['mean_shift']:.3g} sds nor its sd by more than "
+        f"{100 * math.expm1(check['sd_change']):.3g} % (within the Monte Carlo tolerances of "
+        f"{check['draws']} draws)"
     ]
 
 

@@ -13,12 +13,15 @@ likelihood), and `run_diagnostics` judges the run's draws against its gradient w
 `langevin_uq.diagnostics.ksd_report`.
 """
 
+import math
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from scipy.stats import norm
 
 from . import checkpoint as ckpt
 from ._types import Array, Float, PRNGKeyArray
@@ -26,9 +29,10 @@ from .data import Trajectories, split
 from .diagnostics import ksd_report, verdict
 from .errors import DataError
 from .likelihoods import build_likelihood
-from .posterior import EmpiricalPosterior
+from .posterior import EmpiricalPosterior, LangevinPosterior
 from .problem import group_inputs, predict_groups, training_arrays
 from .run import FittedRun, _keys, _prior_mean, _relabel_groups, _sigma_scaled, sample_weights
+from .sampler import Drift, LangevinSampler
 
 KSD_FILE = ckpt.KSD
 """Where a run directory (and its ``report/``) keeps `run_diagnostics`'s dict."""
@@ -124,6 +128,59 @@ def posterior_score_fn(
     return jax.grad(log_density)
 
 
+DISCRETISATION_DRAWS = 4096
+"""Draws per grid in `discretisation_check`."""
+DISCRETISATION_LEVEL = 1e-3
+"""Family-wise false-alarm rate of `discretisation_check` over all weights and both moments."""
+
+
+def discretisation_check(
+    sampler: LangevinSampler, drift: Drift, key: PRNGKeyArray, n: int = DISCRETISATION_DRAWS
+) -> dict:
+    """Whether the trained drift's law at ``T`` depends on the pseudo-time grid (issue 16).
+
+    Draws ``n`` replicas on the run's grid and ``n`` on `LangevinSampler.refined` (twice the
+    steps, same drift) and compares, per stochastic weight, the means (shift in units of the
+    coarse draws' sd) and the sds (ratio). Under "same law" the shift of weight ``i`` is about
+    ``N(0, 2/n)`` and the log sd ratio about ``N(0, 1/n)`` (Gaussian marginals; heavier tails
+    widen it); the tolerances are these times the two-sided normal quantile at
+    `DISCRETISATION_LEVEL` / (2 d), a Bonferroni bound over all weights and both moments.
+
+    Returns:
+        ``{"steps", "draws", "mean_shift", "sd_change", "mean_tolerance", "sd_tolerance",
+        "verdict"}``: the largest ``|shift|`` and ``|log sd ratio|`` over the weights, their
+        tolerances, and a sentence when one exceeds its tolerance (else ``None``).
+    """
+    fine = sampler.refined()
+    k_coarse, k_fine = jr.split(key)
+    coarse_w = _simulate(sampler, drift, k_coarse, n)
+    fine_w = _simulate(fine, drift, k_fine, n)
+    a, b = np.asarray(coarse_w, np.float64), np.asarray(fine_w, np.float64)
+    sd_a, sd_b = a.std(0), b.std(0)
+    tiny = np.finfo(np.float32).tiny
+    shift = float(np.max(np.abs(b.mean(0) - a.mean(0)) / np.maximum(sd_a, tiny)))
+    change = float(np.max(np.abs(np.log(np.maximum(sd_b, tiny) / np.maximum(sd_a, tiny)))))
+    z = float(norm.isf(DISCRETISATION_LEVEL / (4 * a.shape[1])))
+    mean_tol, sd_tol = z * math.sqrt(2 / n), z * math.sqrt(1 / n)
+    steps = int(sampler.remaining.shape[0] - 1)
+    sentence = None
+    if shift > mean_tol or change > sd_tol:
+        moved, allowed = 100 * math.expm1(change), 100 * math.expm1(sd_tol)
+        sentence = (
+            f"the pseudo-time grid is too coarse for the trained drift: twice the {steps} steps "
+            f"moves a weight's mean by {shift:.3g} sds and its sd by {moved:.3g} % (tolerances "
+            f"{mean_tol:.3g} sds and {allowed:.3g} %); raise sampler.steps at the same span "
+            "(and lower sampler.dtau to match)"
+        )
+    return {"steps": steps, "draws": n, "mean_shift": shift, "sd_change": change,
+            "mean_tolerance": mean_tol, "sd_tolerance": sd_tol, "verdict": sentence}  # fmt: skip
+
+
+@eqx.filter_jit
+def _simulate(sampler: LangevinSampler, drift: Drift, key: PRNGKeyArray, n: int):
+    return sampler.simulate(drift, key, n)[0]
+
+
 def run_diagnostics(run: FittedRun, data: Trajectories, key: PRNGKeyArray, n: int = 512) -> dict:
     """The KSD of ``n`` fresh posterior draws of ``w_S`` against the run's posterior score.
 
@@ -143,8 +200,12 @@ def run_diagnostics(run: FittedRun, data: Trajectories, key: PRNGKeyArray, n: in
         ``None``), ``method`` and ``dimension``; or ``{"ksd": None, "why": ...}`` when the
         target has no density (energy score, ``beta = 0``).
     """
+    grid = None
+    if isinstance(run.posterior, LangevinPosterior):
+        p = run.posterior
+        grid = discretisation_check(p.sampler, p.drift, jr.fold_in(key, 1))
     if (answer := no_density(run)) is not None:
-        return answer
+        return {**answer, "discretisation": grid}
     if isinstance(run.posterior, EmpiricalPosterior):
         n = min(n, run.posterior.samples.shape[0])
     score_fn = posterior_score_fn(run, data)
@@ -152,4 +213,4 @@ def run_diagnostics(run: FittedRun, data: Trajectories, key: PRNGKeyArray, n: in
     w_s = sample_weights(run, n, sample_key)[:, np.asarray(run.partition.stochastic_mask)]
     report = ksd_report(w_s, score_fn, ksd_key, max_samples=n)
     return {**report, "verdict": verdict(report), "method": run.config.method.kind,
-            "dimension": int(w_s.shape[1])}  # fmt: skip
+            "dimension": int(w_s.shape[1]), "discretisation": grid}  # fmt: skip

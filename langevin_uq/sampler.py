@@ -275,12 +275,16 @@ class LangevinSampler(eqx.Module):
         init_center: replicas start at ``init_center + s * init_noise * xi`` (the MLE's
             ``w_S``; the noise is in prior units).
         init_noise: standard deviation of the initial perturbation, in prior units.
+        feature_step: the pseudo-time in the drift's log-time feature (`drift_correction`):
+            the grid's last step, kept when the grid is `refined`, so the drift stays the same
+            function of pseudo-time.
     """
 
     prior: OUPrior
     remaining: Float[Array, " S+1"]
     init_center: Float[Array, " ns"]
     init_noise: float = eqx.field(static=True)
+    feature_step: float = eqx.field(static=True)
 
     def __init__(
         self,
@@ -288,6 +292,7 @@ class LangevinSampler(eqx.Module):
         taus: Float[np.ndarray, " S+1"],
         init_center: Float[Array, " ns"],
         init_noise: float,
+        feature_step: float | None = None,
     ):
         """``taus``: the grid ``0 = tau_0 < ... < tau_S = T`` (`pseudo_time_grid`)."""
         taus = np.asarray(taus, np.float64)
@@ -295,6 +300,7 @@ class LangevinSampler(eqx.Module):
         self.remaining = jnp.asarray(taus[-1] - taus, init_center.dtype)
         self.init_center = init_center
         self.init_noise = init_noise
+        self.feature_step = float(taus[-1] - taus[-2]) if feature_step is None else feature_step
 
     @property
     def total_time(self) -> Float[Array, ""]:
@@ -303,6 +309,18 @@ class LangevinSampler(eqx.Module):
     def with_grid(self, taus: Float[np.ndarray, " S+1"]) -> "LangevinSampler":
         """The same sampler on another pseudo-time grid."""
         return LangevinSampler(self.prior, taus, self.init_center, self.init_noise)
+
+    def refined(self) -> "LangevinSampler":
+        """The same sampler and drift features on a grid with twice the steps: each step split
+        in two at its geometric midpoint in remaining time (the last one at its middle). If the
+        draws' law moves, the grid is too coarse for the drift (`discretisation_check`)."""
+        r = np.asarray(self.remaining, np.float64)
+        mid = np.sqrt(r[:-1] * r[1:])
+        mid[-1] = 0.5 * r[-2]
+        remaining = np.empty(2 * r.size - 1)
+        remaining[0::2], remaining[1::2] = r, mid
+        return LangevinSampler(self.prior, r[0] - remaining, self.init_center, self.init_noise,
+                               self.feature_step)  # fmt: skip
 
     def score(
         self, drift: Drift, w: Float[Array, "R ns"], remaining: Float[Array, ""]
@@ -318,7 +336,7 @@ class LangevinSampler(eqx.Module):
         """``g_theta(u, tau)`` in prior units per unit pseudo-time, at ``remaining = T - tau``,
         for a batch of replicas."""
         total = self.total_time
-        last = self.remaining[-2]
+        last = self.feature_step
         phi = jnp.stack(
             [jnp.exp(-remaining), jnp.log((remaining + last) / (total + last))
              / jnp.log(last / (total + last))]

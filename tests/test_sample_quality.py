@@ -62,6 +62,9 @@ def test_run_diagnostics_is_json_and_reads_as_a_verdict(fitted, ou_data):
         assert np.isfinite(out[name]), name
     assert out["ratio"] == pytest.approx(out["ksd"] / out["reference"])
     assert out["verdict"] is None or out["verdict"].startswith("samples disagree")
+    grid = out["discretisation"]  # the tiny run's 10 steps
+    assert grid["steps"] == 10 and grid["draws"] == sample_quality.DISCRETISATION_DRAWS
+    assert grid["mean_shift"] >= 0 and grid["sd_tolerance"] > 0
 
 
 def test_no_density_no_ksd(fitted, ou_data):
@@ -71,6 +74,7 @@ def test_no_density_no_ksd(fitted, ou_data):
         assert posterior_score_fn(other, ou_data) is None
         out = run_diagnostics(other, ou_data, jr.key(0))
         assert out["ksd"] is None and out["verdict"] is None and out["why"]
+        assert out["discretisation"]["steps"] == 10  # the grid check needs no density
         assert json.loads(json.dumps(out)) == out
 
 
