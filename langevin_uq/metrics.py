@@ -187,6 +187,45 @@ def coverage_pooled(
     return _band_fractions(y_pred, y_obs, levels)
 
 
+def pit_pooled(
+    y_pred: Float[HostArray, "M T ny"], y_obs: Float[HostArray, "N T ny"]
+) -> Float[np.ndarray, "N T ny"]:
+    """Probability integral transform of each observed value under its group's ensemble.
+
+    The fraction of the M predictive draws at the same (t, output) below the observed value,
+    ties counted half. For a calibrated predictive of an aleatory process the values are
+    uniform on [0, 1]; a U shape means bands too narrow, a hump bands too wide, a slope a bias.
+    Values of one trajectory at different times are dependent, so a histogram of all of them
+    fluctuates more than its count suggests.
+
+    Parameters
+    ----------
+    y_pred : array of shape (M, T, ny)
+        Predictive draws for the group's condition.
+    y_obs : array of shape (N, T, ny)
+        The group's observed trajectories.
+
+    Returns
+    -------
+    ndarray of shape (N, T, ny)
+        PIT values in [0, 1].
+    """
+    y_pred = _finite("y_pred", y_pred, ndim=3)
+    y_obs = _finite("y_obs", y_obs, ndim=3)
+    if y_pred.shape[1:] != y_obs.shape[1:]:
+        raise DataError(f"y_pred {y_pred.shape} and y_obs {y_obs.shape} must share T and ny.")
+    ordered = np.sort(y_pred, axis=0)
+    m = ordered.shape[0]
+    below = np.empty(y_obs.shape)
+    for idx in np.ndindex(*y_obs.shape[1:]):  # T * ny sorted searches, vectorised over N
+        column = ordered[(slice(None), *idx)]
+        values = y_obs[(slice(None), *idx)]
+        lo = np.searchsorted(column, values, side="left")
+        hi = np.searchsorted(column, values, side="right")
+        below[(slice(None), *idx)] = 0.5 * (lo + hi)
+    return below / m
+
+
 def crps_ensemble(
     y_pred: Float[HostArray, " M *batch"], y_obs: Float[HostArray, "*batch"], *, fair: bool = False
 ) -> Float[np.ndarray, "*batch"]:

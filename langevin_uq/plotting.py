@@ -402,6 +402,35 @@ def plot_predictive_bands(
     return _save(fig, path)
 
 
+def plot_pit_histogram(
+    pit: Float[HostArray, " n"], path: str | os.PathLike, *, bins: int = 10
+) -> Path:
+    """Histogram of PIT values (`langevin_uq.metrics.pit_pooled`) against the uniform density.
+
+    Parameters
+    ----------
+    pit : array of shape (n,)
+        PIT values in [0, 1].
+    path : path-like
+        Where to write the PNG.
+    bins : int
+        Number of equal bins on [0, 1].
+
+    Returns
+    -------
+    Path
+        `path`.
+    """
+    pit = _array("pit", np.ravel(pit), 1)
+    fig = _new_figure(5.0, 3.5)
+    ax = fig.subplots()
+    ax.hist(pit, bins=bins, range=(0.0, 1.0), density=True, color="C0", alpha=0.7)
+    ax.axhline(1.0, color="black", lw=1, ls="--", label="calibrated")
+    ax.set(xlabel="PIT of held-out values", ylabel="density", xlim=(0, 1))
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
 def plot_mixture_summaries(
     values: Mapping[str, Float[HostArray, "n K"]],
     times: Float[HostArray, " K"],

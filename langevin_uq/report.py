@@ -9,6 +9,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import metrics, plotting
 from ._atomic import write_text_atomic
+from ._types import Float
 from .data import Trajectories, groups
 from .errors import DataError
 from .prediction import run_samples
@@ -61,6 +62,31 @@ def group_scores(
         "energy score": float(weight @ np.asarray(es)),
     }
     return summary, curve
+
+
+ALEATORY_LIKELIHOODS = ("energy-score", "marginal-mixture")
+"""Likelihoods whose predictive ensemble stands for the spread of the data themselves: the
+PIT of held-out values is uniform when it is calibrated. (The gaussian likelihood's ensemble
+leaves out the observation noise, so its PIT is U-shaped by construction.)"""
+
+PIT_OUTER = (0.12, 0.30)
+"""The band of the outer-decile PIT fraction (calibrated: 0.2) outside which `pit_line` says the
+bands are too wide or too narrow: PIT values of one trajectory are correlated across times,
+so the fraction scatters far more than a binomial count of all values would."""
+
+
+def pit_line(pit: Float[np.ndarray, " n"]) -> str:
+    """One summary line for held-out PIT values: the fraction in the outer deciles (0.2 when
+    calibrated), the mean (0.5), and a plain-words reading when the fraction leaves
+    `PIT_OUTER`."""
+    outer = float(np.mean((pit < 0.1) | (pit > 0.9)))
+    line = (f"- PIT of {pit.size} held-out values (pit.png): {100 * outer:.3g} % in the outer "
+            f"deciles (calibrated: 20 %), mean {np.mean(pit):.3f} (0.5)")  # fmt: skip
+    if outer > PIT_OUTER[1]:
+        return line + "; the predictive bands are too narrow for the held-out data"
+    if outer < PIT_OUTER[0]:
+        return line + "; the predictive bands are wider than the held-out data's spread"
+    return line
 
 
 def _training_line(run: FittedRun) -> str:
@@ -195,6 +221,11 @@ def write_report(
             t, held_out.y[members[k]][..., 0], y_rep[:, k, :, 0], out / "bands.png"
         )
         plotting.plot_w1_over_time(t, {"held-out": curve[:, 0]}, out / "w1_over_time.png")
+        if cfg.likelihood.kind in ALEATORY_LIKELIHOODS:
+            pit = np.concatenate([metrics.pit_pooled(y_rep[:, k], held_out.y[g]).ravel()
+                                  for k, g in enumerate(members)])  # fmt: skip
+            plotting.plot_pit_histogram(pit, out / "pit.png")
+            lines += ["", pit_line(pit)]
     text = "\n".join(lines) + "\n"
     write_text_atomic(out / "summary.md", text)
     return text

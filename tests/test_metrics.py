@@ -69,6 +69,21 @@ def test_coverage_of_calibrated_ensemble_is_nominal(rng):
     assert narrow[0.9] < 0.8
 
 
+def test_pit_pooled_is_uniform_when_calibrated_and_u_shaped_when_too_narrow(rng):
+    m, n, t, ny = 400, 300, 5, 2
+    mu = rng.normal(size=(t, ny))
+    y_obs = mu + rng.normal(size=(n, t, ny))
+    pit = metrics.pit_pooled(mu + rng.normal(size=(m, t, ny)), y_obs)
+    assert pit.shape == (n, t, ny) and pit.min() >= 0 and pit.max() <= 1
+    # 3000 independent values: the KS distance to uniform is below 1.63 / sqrt(n) at 1 %.
+    ks = np.max(np.abs(np.sort(pit.ravel()) - (np.arange(pit.size) + 0.5) / pit.size))
+    assert ks < 1.63 / np.sqrt(pit.size) + 1 / m, ks
+    narrow = metrics.pit_pooled(mu + 0.3 * rng.normal(size=(m, t, ny)), y_obs)
+    assert np.mean((narrow < 0.1) | (narrow > 0.9)) > 0.6  # 2 P(|Z| > 0.38) = 0.70
+    ties = metrics.pit_pooled(np.zeros((4, 1, 1)), np.zeros((1, 1, 1)))
+    assert ties[0, 0, 0] == 0.5
+
+
 def test_coverage_pooled_of_calibrated_ensemble_is_nominal(rng):
     m, n, t, ny = 2000, 500, 10, 2
     mu = rng.normal(size=(t, ny))

@@ -2,7 +2,9 @@
 
 import shutil
 
+import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 import pytest
 from conftest import tiny_config
 
@@ -51,12 +53,28 @@ def test_report_refuses_other_data_as_training_data(run_dir):
         write_report(run_dir, data=other)
 
 
-def test_report_of_an_energy_score_run_says_why_it_has_no_ksd(run_dir, tmp_path):
+def test_report_of_an_energy_score_run_says_why_it_has_no_ksd(run_dir, tmp_path, ou_data):
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report"))
     config = (copy / "config.toml").read_text()
     assert 'kind = "gaussian"' in config
     (copy / "config.toml").write_text(config.replace('kind = "gaussian"', 'kind = "energy-score"'))
-    summary = write_report(copy)
+    summary = write_report(copy, held_out=ou_data)
     assert "- KSD: none; likelihood.kind = 'energy-score' is a scoring rule" in summary
     assert ckpt.read_json(copy / "report" / KSD_FILE)["ksd"] is None
+    # An aleatory likelihood: the held-out values' PIT against the predictive, and its plot.
+    n_values = ou_data.y.size
+    assert f"- PIT of {n_values} held-out values (pit.png): " in summary
+    assert (copy / "report" / "pit.png").read_bytes()[:4] == b"\x89PNG"
+    assert "PIT" not in write_report(run_dir, held_out=ou_data)  # gaussian: no noise in it
+
+
+def test_pit_line_reads_the_outer_deciles():
+    from langevin_uq.report import pit_line
+
+    uniform = (jnp.arange(1000) + 0.5) / 1000
+    assert "20 % in the outer deciles" in pit_line(np.asarray(uniform))
+    assert pit_line(np.asarray(uniform)).endswith("(0.5)")
+    narrow = np.concatenate([np.full(400, 0.01), np.full(600, 0.5)])
+    assert pit_line(narrow).endswith("too narrow for the held-out data")
+    assert pit_line(np.full(100, 0.5)).endswith("wider than the held-out data's spread")
