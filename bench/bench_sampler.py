@@ -72,6 +72,38 @@ def bench_scaling() -> None:
     )
 
 
+def bench_epoch_scaling(epochs: int = 24) -> None:
+    """Whole training epochs (the ELBO's value and gradient through the NODE, and the Adam step)
+    against the number of weights: default config on 64 OU trajectories x 20 times, 128
+    replicas x 100 steps, 1-h-h-1 NODEs. The per-epoch time is the median over the epochs after
+    the first checkpoint chunk (whose time includes compilation), read from ``history.csv``."""
+    import tempfile
+    from pathlib import Path
+
+    from langevin_uq.config import Config
+    from langevin_uq.run import fit, read_history
+    from langevin_uq.systems.ou import OUSystem, simulate_ou
+
+    data = simulate_ou(OUSystem(n=64, n_times=20), jr.key(0))
+    sizes, times = [], []
+    for hidden in (4, 16, 27, 43):
+        config = Config().replace(
+            model={"R_hidden": [hidden, hidden]},
+            sampler={"replicas": 128, "steps": 100},
+            train={"epochs": epochs, "mle_epochs": 100, "checkpoint_every": epochs // 2},
+        )
+        run_dir = Path(tempfile.mkdtemp()) / "run"
+        run = fit(data, config, run_dir=run_dir)
+        rows = read_history(run_dir / "history.csv")
+        per_epoch = float(np.median([r[4] for r in rows[epochs // 2 :]]))
+        sizes.append(run.partition.n_stochastic)
+        times.append(per_epoch)
+        print(f"epoch, {sizes[-1]} weights (1-{hidden}-{hidden}-1): {per_epoch * 1e3:.0f} ms")
+    slope = np.polyfit(np.log(sizes[1:]), np.log(times[1:]), 1)[0]
+    print(f"epoch time ratio {sizes[-1]} / {sizes[1]} weights = {times[-1] / times[1]:.2f} "
+          f"(weights x{sizes[-1] / sizes[1]:.1f}); fitted exponent: {slope:.2f}")  # fmt: skip
+
+
 def bench_epoch() -> None:
     from langevin_uq.demos import ou_config
     from langevin_uq.run import fit
@@ -96,4 +128,5 @@ if __name__ == "__main__":
     bench_simulation(2)
     bench_simulation(321)
     bench_scaling()
+    bench_epoch_scaling()
     bench_epoch()

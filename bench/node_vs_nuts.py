@@ -7,10 +7,11 @@ For each it prints the per-weight sd ratio to NUTS (median, 10-90 % range, fract
 to NUTS on the held-out times; and the amortised draws per second against NUTS's minimum bulk
 ESS per second of sampling (compilation excluded for both).
 
-    .venv/bin/python bench/node_vs_nuts.py [--epochs 300]
+    .venv/bin/python bench/node_vs_nuts.py [--epochs 300] [--start gauss-newton]
 """
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -55,17 +56,21 @@ def _report(label: str, run, run_dir: Path, data, nuts: dict) -> None:
     tail = (f"loss {np.mean([r[1] for r in rows[-20:]]):.5g}, path KL "
             f"{np.mean([r[3] for r in rows[-20:]]):.4g}" if rows else "untrained")  # fmt: skip
     ksd = read_metadata(run_dir)
-    quality = (run_dir / "ksd.json").read_text() if (run_dir / "ksd.json").exists() else "{}"
+    q = json.loads((run_dir / "ksd.json").read_text())
+    grid = q["discretisation"]
+    quality = (f"KSD ratio {q['ratio']:.3g}, z {q['z']:.3g}; grid check: mean shift "
+               f"{grid['mean_shift']:.3g} sds (tol {grid['mean_tolerance']:.3g}), log sd change "
+               f"{grid['sd_change']:.3g} (tol {grid['sd_tolerance']:.3g})")  # fmt: skip
     extra = (ksd.get("drift") or {}).get("start_extra_precision")
     print(f"{label}: sd ratio median {np.median(ratio):.3f} (10-90 %: "
           f"{np.quantile(ratio, 0.1):.3f}-{np.quantile(ratio, 0.9):.3f}), "
           f"{100 * inside:.0f} % in [0.8, 1.25]; mean shift "
           f"{np.max(np.abs(w.mean(0) - nuts['w'].mean(0)) / nuts['w'].std(0)):.2f} NUTS sds (max); "
           f"{tail}; predictive W1 to NUTS {w1:.4g} (NUTS spread {spread:.4g}); "
-          f"start extra precision {extra}; ksd {quality.strip()[:160]}", flush=True)  # fmt: skip
+          f"start extra precision {extra}; {quality}", flush=True)  # fmt: skip
 
 
-def main(epochs: int) -> None:
+def main(epochs: int, start: str) -> None:
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
     relax = simulate_ou(OUSystem(n=4, n_times=26, theta_sd=0.0, mu_sd=0.0), jr.key(0),
                         noise_sd=0.05)  # fmt: skip
@@ -76,13 +81,13 @@ def main(epochs: int) -> None:
         f"NUTS: ESS min {float(nuts['ess_min']):.0f}, ESS/s {float(nuts['ess_per_second']):.2f}, "
         f"{int(nuts['divergences'])} divergences ({time.perf_counter() - t0:.0f} s incl. cache)"
     )
-    ls = config.replace(sampler={"drift_init": "laplace", "final_dtau": "auto"})
-    for label, n in (("untrained", 0), (f"{epochs} epochs", epochs)):
+    ls = config.replace(sampler={"drift_init": start, "final_dtau": "auto"})
+    for label, n in (("untrained", 0), (f"{epochs} epochs", epochs))[: 2 if epochs else 1]:
         run_dir = Path(tempfile.mkdtemp()) / "run"
         t0 = time.perf_counter()
         run = fit(relax, ls.replace(train={"epochs": n}), run_dir=run_dir)
-        print(f"LS {label}: fit {time.perf_counter() - t0:.0f} s", flush=True)
-        _report(f"LS {label}", run, run_dir, relax, nuts)
+        print(f"LS {label}, {start} start: fit {time.perf_counter() - t0:.0f} s", flush=True)
+        _report(f"LS {label}, {start} start", run, run_dir, relax, nuts)
     sample_weights(run, 4000, jr.key(2)).block_until_ready()  # compiles
     t0 = time.perf_counter()
     for i in range(5):
@@ -98,4 +103,6 @@ def main(epochs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=300)
-    main(parser.parse_args().epochs)
+    parser.add_argument("--start", default="laplace", choices=["laplace", "gauss-newton"])
+    args = parser.parse_args()
+    main(args.epochs, args.start)

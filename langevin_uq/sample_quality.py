@@ -135,7 +135,12 @@ DISCRETISATION_LEVEL = 1e-3
 
 
 def discretisation_check(
-    sampler: LangevinSampler, drift: Drift, key: PRNGKeyArray, n: int = DISCRETISATION_DRAWS
+    sampler: LangevinSampler,
+    drift: Drift,
+    key: PRNGKeyArray,
+    n: int = DISCRETISATION_DRAWS,
+    *,
+    coarse: Float[Array, "n ns"] | None = None,
 ) -> dict:
     """Whether the trained drift's law at ``T`` depends on the pseudo-time grid (issue 16).
 
@@ -146,16 +151,19 @@ def discretisation_check(
     widen it); the tolerances are these times the two-sided normal quantile at
     `DISCRETISATION_LEVEL` / (2 d), a Bonferroni bound over all weights and both moments.
 
+    ``coarse``: the run's own ``n`` draws on its grid, when already drawn (keys other than
+    ``key``'s).
+
     Returns:
         ``{"steps", "draws", "mean_shift", "sd_change", "mean_tolerance", "sd_tolerance",
         "verdict"}``: the largest ``|shift|`` and ``|log sd ratio|`` over the weights, their
         tolerances, and a sentence when one exceeds its tolerance (else ``None``).
     """
-    fine = sampler.refined()
     k_coarse, k_fine = jr.split(key)
-    coarse_w = _simulate(sampler, drift, k_coarse, n)
-    fine_w = _simulate(fine, drift, k_fine, n)
-    a, b = np.asarray(coarse_w, np.float64), np.asarray(fine_w, np.float64)
+    if coarse is None:
+        coarse = _simulate(sampler, drift, k_coarse, n)
+    fine = _simulate(sampler.refined(), drift, k_fine, coarse.shape[0])
+    a, b = np.asarray(coarse, np.float64), np.asarray(fine, np.float64)
     sd_a, sd_b = a.std(0), b.std(0)
     tiny = np.finfo(np.float32).tiny
     shift = float(np.max(np.abs(b.mean(0) - a.mean(0)) / np.maximum(sd_a, tiny)))
@@ -200,17 +208,22 @@ def run_diagnostics(run: FittedRun, data: Trajectories, key: PRNGKeyArray, n: in
         ``None``), ``method`` and ``dimension``; or ``{"ksd": None, "why": ...}`` when the
         target has no density (energy score, ``beta = 0``).
     """
-    grid = None
+    sample_key, ksd_key = jr.split(key)
+    grid = draws = None
     if isinstance(run.posterior, LangevinPosterior):
+        # One set of draws serves both checks (one compilation less per fit).
         p = run.posterior
-        grid = discretisation_check(p.sampler, p.drift, jr.fold_in(key, 1))
+        draws = _simulate(p.sampler, p.drift, sample_key, max(n, DISCRETISATION_DRAWS))
+        grid = discretisation_check(p.sampler, p.drift, jr.fold_in(key, 1), coarse=draws)
     if (answer := no_density(run)) is not None:
         return {**answer, "discretisation": grid}
     if isinstance(run.posterior, EmpiricalPosterior):
         n = min(n, run.posterior.samples.shape[0])
     score_fn = posterior_score_fn(run, data)
-    sample_key, ksd_key = jr.split(key)
-    w_s = sample_weights(run, n, sample_key)[:, np.asarray(run.partition.stochastic_mask)]
+    if draws is not None:
+        w_s = draws[:n]
+    else:
+        w_s = sample_weights(run, n, sample_key)[:, np.asarray(run.partition.stochastic_mask)]
     report = ksd_report(w_s, score_fn, ksd_key, max_samples=n)
     return {**report, "verdict": verdict(report), "method": run.config.method.kind,
             "dimension": int(w_s.shape[1]), "discretisation": grid}  # fmt: skip
