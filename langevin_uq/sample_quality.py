@@ -211,9 +211,11 @@ def run_diagnostics(run: FittedRun, data: Trajectories, key: PRNGKeyArray, n: in
     sample_key, ksd_key = jr.split(key)
     grid = draws = None
     if isinstance(run.posterior, LangevinPosterior):
-        # One set of draws serves both checks (one compilation less per fit).
+        # One set of draws serves both checks (one compilation less per fit). A Gauss-Newton
+        # guide solves the data model at every step of every draw: only the KSD's n for it.
         p = run.posterior
-        draws = _simulate(p.sampler, p.drift, sample_key, max(n, DISCRETISATION_DRAWS))
+        count = n if p.drift.guide is not None else max(n, DISCRETISATION_DRAWS)
+        draws = _simulate(p.sampler, p.drift, sample_key, count)
         grid = discretisation_check(p.sampler, p.drift, jr.fold_in(key, 1), coarse=draws)
     if (answer := no_density(run)) is not None:
         return {**answer, "discretisation": grid}
