@@ -176,6 +176,10 @@ class TrainOptions:
     ``sampler.steps`` doubled (the same pseudo-time span), at most this many times.
     ``epochs = 0`` (Langevin sampler only) skips the ELBO training: the run samples its
     starting drift, which is worth doing with a ``sampler.drift_init`` guide.
+    ``diagnostics``: after training, a fit with a run directory writes ``ksd.json`` (the KSD
+    of 512 draws against the posterior's score, and for the Langevin sampler the pseudo-time
+    grid check); ``false`` skips it (it costs 512 gradients of the data term and a few
+    compilations; `report --train-data` computes it later).
     """
 
     epochs: int = 2000
@@ -193,6 +197,7 @@ class TrainOptions:
     checkpoint_every: int = 100
     divergence_retries: int = 0
     x64: bool = False
+    diagnostics: bool = True
 
     def __post_init__(self):
         _non_negative("train", self, "epochs", note=" (0 = sample the starting drift untrained)")

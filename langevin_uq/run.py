@@ -448,10 +448,11 @@ def fit(
         w = sample_weights(fitted, s.posterior_samples, _keys(tr.seed)["samples"])
         ckpt.save_samples(run_dir / ckpt.SAMPLES, np.asarray(w), partition.names,
                           partition.stochastic_mask)  # fmt: skip
-        from .sample_quality import KSD_FILE, run_diagnostics  # it imports this module
+        if tr.diagnostics:
+            from .sample_quality import KSD_FILE, run_diagnostics  # it imports this module
 
-        quality = run_diagnostics(fitted, data, stream(tr.seed, "fit/ksd"))
-        ckpt.write_json(run_dir / KSD_FILE, quality)
+            quality = run_diagnostics(fitted, data, stream(tr.seed, "fit/ksd"))
+            ckpt.write_json(run_dir / KSD_FILE, quality)
     return fitted
 
 

@@ -33,7 +33,8 @@ def _fresh_jax_per_file():
     jax.clear_caches()
 
 
-# Small enough that a whole fit (MLE, 20 epochs, samples) takes a few seconds on 2 CPU cores.
+# Small enough that a whole fit (MLE, 20 epochs, samples) takes a few seconds on 2 CPU cores;
+# without the diagnostics (`ksd.json`), which the tests of diagnostics switch on.
 TINY = {
     "data": {"scaling": "none"},
     "model": {"R_hidden": []},
@@ -44,7 +45,7 @@ TINY = {
         "drift_hidden": [8],
         "posterior_samples": 20,
     },
-    "train": {"epochs": 20, "mle_epochs": 20, "checkpoint_every": 10},
+    "train": {"epochs": 20, "mle_epochs": 20, "checkpoint_every": 10, "diagnostics": False},
 }
 
 TINY_TOML = """\
@@ -65,6 +66,7 @@ posterior_samples = 20
 epochs = 20
 mle_epochs = 20
 checkpoint_every = 10
+diagnostics = false
 """
 
 

@@ -34,7 +34,7 @@ def test_schlogl_config_keeps_the_first_step_stable(steps):
 def test_schlogl_demo_writes_every_figure_and_table(tmp_path, monkeypatch):
     def short(*args, **kwargs):  # the pipeline, not the fit's quality: few epochs and samples
         config = schlogl_config(*args, **kwargs)
-        return config.replace(train={"epochs": 20, "mle_epochs": 100},
+        return config.replace(train={"epochs": 20, "mle_epochs": 100, "diagnostics": False},
                               sampler={"posterior_samples": 64, "anneal_epochs": 5})  # fmt: skip
 
     monkeypatch.setattr(demos, "schlogl_config", short)

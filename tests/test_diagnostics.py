@@ -230,7 +230,7 @@ def test_ksd_report_scores_a_random_subset_and_reads_as_a_verdict():
     mean, _, _, _, score_fn = _gaussian(2)
     x = _draws(2, 5, n=2 * M)
     report = ksd_report(x, score_fn, jr.key(6), max_samples=M)
-    assert set(report) == {"ksd", "reference", "ratio", "z", "p", "n"}
+    assert set(report) == {"ksd", "reference", "ratio", "z", "p", "n", "dimension"}
     assert report["n"] == M
     assert all(isinstance(report[k], float) for k in ("ksd", "reference", "ratio", "z", "p"))
     assert report["ratio"] == pytest.approx(report["ksd"] / report["reference"])
@@ -256,6 +256,11 @@ def test_verdict_wording_and_thresholds():
     assert verdict({**calm, "p": 1e-3}, level=1e-2) is not None
     assert "KSD 3.46x" in verdict({**calm, "ratio": 3.456})
     assert "KSD 12346x" in verdict({**calm, "ratio": 12345.6})
+    # Fewer than RATIO_DRAWS_PER_DIMENSION draws per weight: the ratio is not read.
+    wide = {**calm, "ratio": 5.8, "n": 512, "dimension": 321}
+    assert verdict(wide) is None
+    assert verdict({**wide, "dimension": 50}) is not None
+    assert "not read with fewer than 10 draws per weight" in verdict({**wide, "p": 1e-9})
 
 
 def test_bad_input_is_refused():

@@ -19,7 +19,8 @@ from langevin_uq.systems.ou import OUSystem, simulate_ou
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, ou_data):
     run_dir = tmp_path_factory.mktemp("report") / "run"
-    fit(ou_data, tiny_config(likelihood={"kind": "gaussian"}), run_dir=run_dir)
+    fit(ou_data, tiny_config(likelihood={"kind": "gaussian"}, train={"diagnostics": True}),
+        run_dir=run_dir)  # fmt: skip
     return run_dir
 
 
@@ -45,6 +46,15 @@ def test_report_reads_the_runs_ksd_file_or_says_why_it_has_none(run_dir, ou_data
     summary = write_report(copy)
     assert "- KSD of 16 draws of" in summary and "- verdict: " in summary
     assert ckpt.read_json(copy / "report" / KSD_FILE) == written
+
+
+def test_no_diagnostics_no_ksd_file(tmp_path, ou_data):
+    fit(ou_data, tiny_config(train={"epochs": 2}), run_dir=tmp_path / "run")  # diagnostics off
+    assert (tmp_path / "run" / "history.csv").exists()
+    assert not (tmp_path / "run" / KSD_FILE).exists()
+    assert "- KSD: not computed (the report needs the run's training data" in write_report(
+        tmp_path / "run"
+    )
 
 
 def test_report_refuses_other_data_as_training_data(run_dir):
@@ -78,3 +88,15 @@ def test_pit_line_reads_the_outer_deciles():
     narrow = np.concatenate([np.full(400, 0.01), np.full(600, 0.5)])
     assert pit_line(narrow).endswith("too narrow for the held-out data")
     assert pit_line(np.full(100, 0.5)).endswith("wider than the held-out data's spread")
+
+
+def test_start_lines_caution_a_strained_gaussian_start():
+    from langevin_uq.report import start_lines
+
+    assert start_lines(None) == [] and start_lines({"rank": 2}) == []
+    calm = start_lines({"rank": 2, "start_extra_precision": 0.0})
+    assert calm == ["- start: Gaussian, rank 2 from the linearised data model, extra precision "
+                    "0 (ELBO's choice) for the other directions"]  # fmt: skip
+    strained = start_lines({"rank": 4, "start_extra_precision": 10.0})
+    assert len(strained) == 2 and "at 0.3 of the prior's sd" in strained[1]
+    assert 'drift_init = "gauss-newton"' in strained[1]
