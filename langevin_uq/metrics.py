@@ -155,6 +155,15 @@ def coverage(
     return _band_fractions(y_pred, y_obs, levels)
 
 
+def _group_ensemble(y_pred: HostArray, y_obs: HostArray) -> tuple[np.ndarray, np.ndarray]:
+    """A group's ensemble ``(M, T, ny)`` and observations ``(N, T, ny)``, checked."""
+    y_pred = _finite("y_pred", y_pred, ndim=3)
+    y_obs = _finite("y_obs", y_obs, ndim=3)
+    if y_pred.shape[1:] != y_obs.shape[1:]:
+        raise DataError(f"y_pred {y_pred.shape} and y_obs {y_obs.shape} must share T and ny.")
+    return y_pred, y_obs
+
+
 def coverage_pooled(
     y_pred: Float[HostArray, "M T ny"],
     y_obs: Float[HostArray, "N T ny"],
@@ -180,10 +189,7 @@ def coverage_pooled(
     dict
         ``{level: fraction of the N * T * ny observed values inside the band}``.
     """
-    y_pred = _finite("y_pred", y_pred, ndim=3)
-    y_obs = _finite("y_obs", y_obs, ndim=3)
-    if y_pred.shape[1:] != y_obs.shape[1:]:
-        raise DataError(f"y_pred {y_pred.shape} and y_obs {y_obs.shape} must share T and ny.")
+    y_pred, y_obs = _group_ensemble(y_pred, y_obs)
     return _band_fractions(y_pred, y_obs, levels)
 
 
@@ -210,10 +216,7 @@ def pit_pooled(
     ndarray of shape (N, T, ny)
         PIT values in [0, 1].
     """
-    y_pred = _finite("y_pred", y_pred, ndim=3)
-    y_obs = _finite("y_obs", y_obs, ndim=3)
-    if y_pred.shape[1:] != y_obs.shape[1:]:
-        raise DataError(f"y_pred {y_pred.shape} and y_obs {y_obs.shape} must share T and ny.")
+    y_pred, y_obs = _group_ensemble(y_pred, y_obs)
     ordered = np.sort(y_pred, axis=0)
     m = ordered.shape[0]
     below = np.empty(y_obs.shape)
