@@ -49,7 +49,7 @@ def test_the_default_config_fits_without_divergence(system, kind, model, dataset
     config = Config().replace(
         likelihood={"kind": kind},
         sampler={"replicas": 32, "steps": 20, "posterior_samples": 64},
-        train={"epochs": 40, "mle_epochs": 200, "checkpoint_every": 40},
+        train={"epochs": 40, "mle_epochs": 200, "checkpoint_every": 40, "diagnostics": False},
     )
     if model == "linear":
         config = config.replace(model={"R_hidden": []})

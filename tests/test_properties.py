@@ -332,7 +332,7 @@ def odd_data(draw):
     return from_arrays(t, y)
 
 
-@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(odd_data())
 @example(from_arrays(np.array([0.0, 1.0]), np.array([[[1.0], [2.0]]])))  # T = 2, N = 1
 @example(from_arrays(np.array([0.0, 0.1, 5.0]), np.full((3, 3, 1), 7.0)))  # constant
