@@ -2,7 +2,8 @@
 
 {OU, Schloegl, linear-Gaussian} x {gaussian, energy-score} x {built-in NODE 1-16-16-1, linear
 right-hand side}, each with the default config except fewer replicas, pseudo-time steps and
-epochs (and, for the linear model, ``R_hidden = []``): the fit must not diverge, its draws must
+epochs, and no ``ksd.json`` (tested in `test_sample_quality`; and, for the linear model,
+``R_hidden = []``): the fit must not diverge, its draws must
 be finite, the training loss must not rise from the first epochs to the last (Monte Carlo noise
 aside), and where an exact answer exists the draws must recover it (the linear model on
 noisy linear-Gaussian data, gaussian likelihood: the grid posterior of `test_sampler`).
