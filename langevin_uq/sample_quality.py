@@ -151,8 +151,8 @@ def discretisation_check(
     widen it); the tolerances are these times the two-sided normal quantile at
     `DISCRETISATION_LEVEL` / (2 d), a Bonferroni bound over all weights and both moments.
 
-    ``coarse``: the run's own ``n`` draws on its grid, when already drawn (keys other than
-    ``key``'s).
+    ``coarse``: the run's own draws on its grid, when already drawn (keys other than
+    ``key``'s); then ``n`` is their number.
 
     Returns:
         ``{"steps", "draws", "mean_shift", "sd_change", "mean_tolerance", "sd_tolerance",
@@ -162,7 +162,8 @@ def discretisation_check(
     k_coarse, k_fine = jr.split(key)
     if coarse is None:
         coarse = _simulate(sampler, drift, k_coarse, n)
-    fine = _simulate(sampler.refined(), drift, k_fine, coarse.shape[0])
+    n = coarse.shape[0]
+    fine = _simulate(sampler.refined(), drift, k_fine, n)
     a, b = np.asarray(coarse, np.float64), np.asarray(fine, np.float64)
     sd_a, sd_b = a.std(0), b.std(0)
     tiny = np.finfo(np.float32).tiny

@@ -134,6 +134,11 @@ def test_discretisation_check_passes_a_fine_grid_and_flags_a_coarse_one():
     bad = discretisation_check(coarse, drift, jr.key(2), n=8192)
     assert bad["sd_change"] > 2 * bad["sd_tolerance"], bad  # measured 3.4x on 4 keys
     assert bad["verdict"].startswith("the pseudo-time grid is too coarse"), bad
+    # Draws passed in set the count, and the tolerances follow it.
+    given = jr.normal(jr.key(3), (512, 3))
+    small = discretisation_check(fine, drift, jr.key(2), coarse=given)
+    assert small["draws"] == 512
+    assert small["sd_tolerance"] == pytest.approx(good["sd_tolerance"] * np.sqrt(8192 / 512))
 
 
 def test_gamma_annealing():
