@@ -61,9 +61,11 @@ def agreement_with_reference(
 
     Returns:
         the fraction of weights whose sd ratio lies in `SD_RATIO_BAND`, the median and the
-        extreme sd ratios, the largest mean difference in reference sds, and the largest
+        extreme sd ratios, the largest mean difference in reference sds, the largest
+        difference between the two correlation matrices (NaN for one weight), and the largest
         predictive W1 between the two ensembles relative to the data's spread over groups,
-        times and outputs (times where the data have no spread are skipped).
+        times and outputs (times where the data have no spread are skipped; NaN when the data
+        have no spread anywhere, e.g. a single trajectory).
     """
     ratio = w.std(axis=0, ddof=1) / w_ref.std(axis=0, ddof=1)
     shift = np.abs(w.mean(axis=0) - w_ref.mean(axis=0)) / w_ref.std(axis=0, ddof=1)
@@ -72,13 +74,17 @@ def agreement_with_reference(
     scale = np.max(spread)
     informative = spread > 1e-6 * max(scale, 1e-30)
     relative = np.where(informative, w1 / np.where(informative, spread, 1.0), 0.0)
+    corr_diff = np.nan
+    if w.shape[1] > 1:
+        corr_diff = float(np.max(np.abs(np.corrcoef(w.T) - np.corrcoef(w_ref.T))))
     return {
         "sd ratio in band": float(np.mean((ratio >= lo) & (ratio <= hi))),
         "sd ratio median": float(np.median(ratio)),
         "sd ratio min": float(np.min(ratio)),
         "sd ratio max": float(np.max(ratio)),
         "mean shift max (ref sd)": float(np.max(shift)),
-        "predictive W1 / spread max": float(np.max(relative)),
+        "corr diff max": corr_diff,
+        "predictive W1 / spread max": float(np.max(relative)) if informative.any() else np.nan,
     }
 
 

@@ -32,8 +32,14 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """``[model]``: sizes and activations of the hidden-state ODE and the observation."""
+    """``[model]``: the data model: the built-in neural ODE's sizes and activations, or your
+    own module (``module = "FILE.py:NAME"`` or ``"package.module:NAME"``, constructor keyword
+    arguments in ``args``; INTERFACE.md "Your own model"). ``fixed`` names array leaves that
+    are constants; ``substeps`` is the Heun steps per observation interval for either."""
 
+    module: str = ""
+    args: dict = field(default_factory=dict)
+    fixed: list[str] = field(default_factory=list)
     hidden_state: int = 0
     R_hidden: list[int] = field(default_factory=lambda: [16, 16])
     R_activation: str = "tanh"
@@ -52,31 +58,70 @@ class ModelOptions:
         _positive_ints("model.Z_hidden", self.Z_hidden)
         _at_least("model", self, 1, "substeps")
         _non_negative("model", self, "hidden_state")
+        if not all(isinstance(f, str) and f for f in self.fixed):
+            raise ConfigError(f"model.fixed must be a list of leaf paths, got {self.fixed!r}")
+        if self.args and not self.module:
+            raise ConfigError("model.args are the arguments of model.module, which is not set")
 
 
 @dataclass(frozen=True)
 class PartitionOptions:
-    """``[partition]``: which weights are sampled (METHOD section 3)."""
+    """``[partition]``: which weights are sampled (METHOD section 3; INTERFACE.md "Which
+    weights are sampled"). ``stochastic`` is ``"all"`` or a list of leaf paths and prefixes;
+    ``rest`` says whether the other weights stay at the MLE or are re-optimised. ``variant``
+    names a preset of the built-in model (``bll-*``: the last layers of ``submodels``)."""
 
     variant: str = "full"
     submodels: list[str] = field(default_factory=lambda: ["R", "Z"])
+    stochastic: str | list = "all"
+    rest: str = "fixed"
 
     def __post_init__(self):
         _choice("partition.variant", self.variant, ("full", "bll-fixed", "bll-reopt"))
         for s in self.submodels:
             _choice("partition.submodels entry", s, ("R", "Z"))
+        _choice("partition.rest", self.rest, ("fixed", "reoptimise"))
+        if isinstance(self.stochastic, str):
+            _choice("partition.stochastic", self.stochastic, ("all",))
+        elif not self.stochastic or not all(isinstance(p, str) and p for p in self.stochastic):
+            raise ConfigError(
+                f"partition.stochastic must be 'all' or a list of leaf paths, got "
+                f"{self.stochastic!r}"
+            )
+        if self.variant != "full" and (self.stochastic != "all" or self.rest != "fixed"):
+            raise ConfigError(
+                f"partition.variant = {self.variant!r} is a preset of stochastic and rest; set "
+                "either the preset or partition.stochastic / partition.rest, not both"
+            )
+
+    @property
+    def reoptimise(self) -> bool:
+        return self.variant == "bll-reopt" or self.rest == "reoptimise"
 
 
 @dataclass(frozen=True)
 class PriorOptions:
-    """``[prior]``: the OU prior's stationary mean and scale."""
+    """``[prior]``: the OU prior's stationary mean and scale per weight (INTERFACE.md "Which
+    weights are sampled, and their prior"). ``mean`` is ``"mle"``, ``"zero"`` or a table from
+    leaf paths to a number or an array of the leaf's shape; ``scale`` a number or such a table.
+    Weights no table entry matches take ``default_mean`` and ``default_scale``."""
 
-    mean: str = "mle"
-    scale: float = 1.0
+    mean: str | dict = "mle"
+    scale: float | dict = 1.0
+    default_mean: str = "mle"
+    default_scale: float = 1.0
 
     def __post_init__(self):
-        _choice("prior.mean", self.mean, ("mle", "zero"))
-        _positive("prior", self, "scale")
+        if isinstance(self.mean, str):
+            _choice("prior.mean", self.mean, ("mle", "zero"))
+        else:
+            _table("prior.mean", self.mean, positive=False)
+        if isinstance(self.scale, dict):
+            _table("prior.scale", self.scale, positive=True)
+        else:
+            _positive("prior", self, "scale")
+        _choice("prior.default_mean", self.default_mean, ("mle", "zero"))
+        _positive("prior", self, "default_scale")
 
 
 DRIFT_INITS = ("laplace", "prior", "gauss-newton")
@@ -154,9 +199,15 @@ class LikelihoodOptions:
         if self.marginal and self.kind != "energy-score":
             raise ConfigError("likelihood.marginal applies to the energy score only")
         if isinstance(self.sigma, str):
-            _choice("likelihood.sigma", self.sigma, ("auto",))
+            _choice("likelihood.sigma", self.sigma, ("auto", "learn"))
         elif not self.sigma > 0:
-            raise ConfigError(f"likelihood.sigma must be 'auto' or positive, got {self.sigma}")
+            raise ConfigError(
+                f"likelihood.sigma must be 'auto', 'learn' or positive, got {self.sigma}"
+            )
+        if self.sigma == "learn" and self.kind != "gaussian":
+            raise ConfigError(
+                f"likelihood.sigma = 'learn' needs likelihood.kind = 'gaussian', got {self.kind!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -273,9 +324,10 @@ class Config:
                 "method.kind = 'nuts' needs a probabilistic likelihood; the energy score is a "
                 "score, not a density: use likelihood.kind 'gaussian' or 'marginal-mixture'"
             )
-        if kind == "nuts" and self.partition.variant == "bll-reopt":
+        if kind == "nuts" and self.partition.reoptimise:
             raise ConfigError(
-                "method.kind = 'nuts' cannot re-optimise w_D; use partition.variant 'bll-fixed'"
+                "method.kind = 'nuts' cannot re-optimise w_D; use partition.variant 'bll-fixed' "
+                "or partition.rest = 'fixed'"
             )
         init = self.sampler.drift_init
         if init == "gauss-newton" and self.likelihood.kind != "gaussian":
@@ -301,10 +353,18 @@ class Config:
             if not isinstance(table, dict):
                 raise ConfigError(f"config entry {name!r} must be a [{name}] table")
             kwargs[name] = _section(sections[name].default_factory, name, table)
+        own = set(raw.get("model", {})) - {"module", "args", "substeps", "fixed"}
+        if raw.get("model", {}).get("module") and own:
+            raise ConfigError(
+                f"model.module sets your own model; the built-in model's keys "
+                f"{', '.join('model.' + k for k in sorted(own))} do not apply to it"
+            )
         return cls(**kwargs)
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
+        """Read a TOML config; a relative ``model.module`` file is resolved against the
+        config file's folder."""
         path = Path(path)
         try:
             raw = tomllib.loads(path.read_text())
@@ -314,7 +374,13 @@ class Config:
             raise ConfigError(f"config file {path} cannot be read: {err}") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
-        return cls.from_dict(raw)
+        config = cls.from_dict(raw)
+        if config.model.module:
+            from .datamodel import resolve_spec
+
+            module = resolve_spec(config.model.module, path.parent)
+            config = config.replace(model={"module": module})
+        return config
 
     def replace(self, **sections: dict[str, Any]) -> "Config":
         """A copy with some keys changed, e.g. ``cfg.replace(train={"seed": 3})``."""
@@ -337,6 +403,11 @@ class Config:
         return "\n".join(lines)
 
 
+_TABLE_OR = {("prior", "mean"), ("prior", "scale"), ("partition", "stochastic")}
+"""Keys that take a table (or, for ``partition.stochastic``, a list) besides their default's
+type."""
+
+
 def _section(factory, name: str, table: dict[str, Any]):
     known = {f.name: f for f in dataclasses.fields(factory)}
     defaults = factory()
@@ -344,6 +415,13 @@ def _section(factory, name: str, table: dict[str, Any]):
         if key not in known:
             raise ConfigError(f"unknown config key {name}.{key}; known keys: {', '.join(known)}")
         expected = type(getattr(defaults, key))
+        if (name, key) in _TABLE_OR and isinstance(value, dict | list):
+            if isinstance(value, list) != (key == "stochastic"):
+                raise ConfigError(
+                    f"config key {name}.{key} = {value!r} should be "
+                    + ("'all' or a list of leaf paths" if key == "stochastic" else "a table")
+                )
+            continue
         if not _type_ok(value, expected, getattr(defaults, key)):
             raise ConfigError(
                 f"config key {name}.{key} = {value!r} should be a finite {expected.__name__}"
@@ -393,7 +471,35 @@ def _toml_value(value) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + ", ".join(items) + " }" if value else "{}"
     return repr(value)
+
+
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isalnum() or c in "_-" for c in key)
+    return key if bare else _toml_value(key)
+
+
+def _table(name: str, table: dict, *, positive: bool) -> None:
+    """Refuse a prior table whose keys are not leaf paths or whose values are not finite
+    numbers (positive ones for ``positive``) or nested lists of them."""
+
+    def numbers(v) -> bool:
+        if isinstance(v, list):
+            return bool(v) and all(numbers(e) for e in v)
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        return ok and (v > 0 or not positive)
+
+    for key, value in table.items():
+        if not key:
+            raise ConfigError(f"{name} has an empty key; keys are leaf paths such as 'theta'")
+        if not numbers(value):
+            kind = "positive numbers" if positive else "finite numbers"
+            raise ConfigError(
+                f"{name}.{key} = {value!r} should be a number or a (nested) list of {kind}"
+            )
 
 
 def _choice(name: str, value, allowed: tuple) -> None:

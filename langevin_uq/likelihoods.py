@@ -33,8 +33,10 @@ class AbstractLikelihood(eqx.Module):
         y: Float[Array, "B T ny"],
         group: Int[Array, " B"],
         scale: Float[Array, ""],
+        log_sigma: Float[Array, "R ny"] | None = None,
     ) -> Float[Array, ""]:
-        """Data term of the loss; ``scale`` is ``N_train / B``."""
+        """Data term of the loss; ``scale`` is ``N_train / B``; ``log_sigma`` the replicas'
+        learned noise (`GaussianLikelihood` only)."""
 
     @abc.abstractmethod
     def curvature(
@@ -49,16 +51,28 @@ class GaussianLikelihood(AbstractLikelihood):
     """Independent Gaussian observations (Eq. 17-18): ``y ~ N(y_hat(w), sigma^2)``.
 
     Attributes:
-        sigma: noise standard deviation per output, shape ``(ny,)``.
+        sigma: noise standard deviation per output, shape ``(ny,)`` (with a learned noise, the
+            MLE's: what the Gaussian start's curvature uses).
+        sigma_unit: with a learned noise, the data's output scale ``(ny,)``: a replica's
+            ``exp(log_sigma)`` is in the data's units, its predictions in scaled ones.
     """
 
     sigma: Float[Array, " ny"]
+    sigma_unit: Float[Array, " ny"] | None = None
 
     def __check_init__(self):
         if not bool(np.all(np.asarray(self.sigma) > 0)):
             raise ConfigError(f"likelihood.sigma must be positive, got {np.asarray(self.sigma)}")
 
-    def loss(self, y_pred, y, group, scale):
+    def loss(self, y_pred, y, group, scale, log_sigma=None):
+        if log_sigma is not None:
+            sigma = jnp.exp(log_sigma) / self.sigma_unit  # (R, ny)
+            residual = (y[None] - y_pred[:, group]) / sigma[:, None, None, :]
+            norm = jnp.sum(jnp.log(sigma) + 0.5 * _LOG_2PI, axis=-1)
+            per_replica = (
+                0.5 * jnp.sum(residual**2, axis=(1, 2, 3)) + y.shape[0] * y.shape[1] * norm
+            )
+            return scale * jnp.mean(per_replica)
         residual = (y[None] - y_pred[:, group]) / self.sigma
         per_replica = 0.5 * jnp.sum(residual**2, axis=(1, 2, 3))
         norm = y.shape[0] * y.shape[1] * jnp.sum(jnp.log(self.sigma) + 0.5 * _LOG_2PI)
@@ -88,7 +102,7 @@ class MarginalMixtureLikelihood(AbstractLikelihood):
     present: Float[Array, " G"]
     time_reduction: str = eqx.field(static=True)
 
-    def loss(self, y_pred, y, group, scale):
+    def loss(self, y_pred, y, group, scale, log_sigma=None):
         z = (y_pred[:, :, None] - self.mean[None]) / self.sigma[None]
         log_normal = jnp.sum(-0.5 * z**2 - jnp.log(self.sigma[None]) - 0.5 * _LOG_2PI, axis=-1)
         log_mix = jax.nn.logsumexp(log_normal + self.log_weights[None, :, :, None], axis=2)
@@ -127,7 +141,7 @@ class EnergyScoreLikelihood(AbstractLikelihood):
     weight: Float[Array, "T ny"] | None = None
     marginal: bool = eqx.field(static=True, default=False)
 
-    def loss(self, y_pred, y, group, scale):
+    def loss(self, y_pred, y, group, scale, log_sigma=None):
         if self.weight is not None:
             y_pred, y = y_pred * self.weight, y * self.weight
         n_rep = y_pred.shape[0]
@@ -179,6 +193,7 @@ def build_likelihood(
     time_weighting: str = "inverse-spread",
     marginal: bool = False,
     seed: int = 0,
+    output_scale: Float[np.ndarray, " ny"] | None = None,
 ) -> AbstractLikelihood:
     """Build a likelihood from the training data and the MLE's predictions.
 
@@ -188,8 +203,10 @@ def build_likelihood(
         group: group id of each training trajectory, ``(N,)``.
         n_groups: number of groups ``G`` (ids run over ``0..G-1``).
         y_mle: the MLE's prediction for each group, ``(G, T, ny)``.
-        sigma: ``"auto"`` or a positive float. For ``gaussian``, auto is the MLE's RMS residual
-            per output; for the mixture it is Eq. 21 per mode, time and output.
+        sigma: ``"auto"``, ``"learn"`` or a positive float. For ``gaussian``, auto is the MLE's
+            RMS residual per output, and ``"learn"`` takes each replica's ``log_sigma`` (in the
+            data's units, ``output_scale`` the data's scale per output); for the mixture auto
+            is Eq. 21 per mode, time and output.
         modes: number of modes K for the mixture (k-means on whole trajectories per group).
         time_reduction: ``"sum"`` or ``"mean"`` over times for the mixture.
         time_weighting: for the energy score, ``"none"`` or ``"inverse-spread"``: scale each
@@ -209,8 +226,12 @@ def build_likelihood(
         raise ConfigError(f"likelihood.time_reduction = {time_reduction!r}; use 'sum' or 'mean'")
     if modes < 1:
         raise ConfigError(f"likelihood.modes must be at least 1, got {modes}")
-    if not (sigma == "auto" or (isinstance(sigma, int | float) and sigma > 0)):
-        raise ConfigError(f"likelihood.sigma must be 'auto' or a positive number, got {sigma!r}")
+    if not (sigma in ("auto", "learn") or (isinstance(sigma, int | float) and sigma > 0)):
+        raise ConfigError(
+            f"likelihood.sigma must be 'auto', 'learn' or a positive number, got {sigma!r}"
+        )
+    if sigma == "learn" and kind != "gaussian":
+        raise ConfigError(f"likelihood.sigma = 'learn' needs the gaussian likelihood, not {kind}")
     if marginal and kind != "energy-score":
         raise ConfigError(f"likelihood.marginal applies to the energy score only, not to {kind}")
     floor = 1e-3 * max(float(np.std(y)), 1e-6)
@@ -222,12 +243,17 @@ def build_likelihood(
         weight = 1.0 / np.maximum(spread, max(1e-2 * float(spread.max()), floor))
         return EnergyScoreLikelihood(weight=jnp.asarray(weight, y.dtype), marginal=marginal)
     if kind == "gaussian":
-        if sigma == "auto":
+        if sigma in ("auto", "learn"):
             residual = y - y_mle[group]
             sig = np.sqrt(np.mean(residual**2, axis=(0, 1)))
         else:
             sig = np.full(y.shape[-1], float(sigma))
-        return GaussianLikelihood(sigma=jnp.asarray(np.maximum(sig, floor), dtype=y.dtype))
+        unit = None
+        if sigma == "learn":
+            unit = jnp.asarray(np.ones(y.shape[-1]) if output_scale is None else output_scale,
+                               y.dtype)  # fmt: skip
+        return GaussianLikelihood(sigma=jnp.asarray(np.maximum(sig, floor), dtype=y.dtype),
+                                  sigma_unit=unit)  # fmt: skip
     return _mixture(y, group, n_groups, y_mle, sigma, modes, time_reduction, seed, floor)
 
 

@@ -1,8 +1,7 @@
-"""The neural-ODE data model (METHOD section 2, Eq. 1, 4, 5, 22, 24-25).
+"""The built-in neural-ODE data model (METHOD section 2, Eq. 1, 4, 5, 22).
 
 A hidden state h evolves by ``dh/dt = R(h, x(t))`` from ``h(t_0) = h_0``; the observed outputs are
-``y_hat(t) = Z(h(t), x(t))``. The ODE is integrated with the explicit Heun scheme on the
-observation grid, optionally with sub-steps, as a single `lax.scan`.
+``y_hat(t) = Z(h(t), x(t))``. `langevin_uq.datamodel.solve` integrates it like any data model.
 """
 
 from collections.abc import Callable, Sequence
@@ -67,7 +66,9 @@ class MLP(eqx.Module):
 
 
 class NeuralODE(eqx.Module):
-    """Hidden-state neural ODE with an observation model.
+    """The built-in data model: a hidden-state neural ODE with an observation model.
+
+    One implementation of the data-model interface (`langevin_uq.datamodel`).
 
     Attributes:
         R: right-hand side MLP on ``[h, x]`` giving ``dh/dt`` (size ``n_state``).
@@ -77,7 +78,6 @@ class NeuralODE(eqx.Module):
         n_outputs: number of observed outputs.
         known_initial_state: whether ``h_0`` starts with the data's ``y0`` (identity
             observation); otherwise ``h_0 = 0`` (Eq. 1).
-        substeps: Heun steps per observation interval.
     """
 
     R: MLP
@@ -85,9 +85,10 @@ class NeuralODE(eqx.Module):
     n_state: int = eqx.field(static=True)
     n_outputs: int = eqx.field(static=True)
     known_initial_state: bool = eqx.field(static=True)
-    substeps: int = eqx.field(static=True)
 
-    def initial_state(self, y0: Float[Array, " ny"]) -> Float[Array, " nh"]:
+    def initial_state(
+        self, y0: Float[Array, " ny"], x0: Float[Array, " nx"]
+    ) -> Float[Array, " nh"]:
         h0 = jnp.zeros(self.n_state, dtype=y0.dtype)
         if self.known_initial_state:
             h0 = h0.at[: self.n_outputs].set(y0)
@@ -98,35 +99,10 @@ class NeuralODE(eqx.Module):
             return h[: self.n_outputs]
         return self.Z(jnp.concatenate([h, x]))
 
-    def rhs(self, h: Float[Array, " nh"], x: Float[Array, " nx"]) -> Float[Array, " nh"]:
+    def vector_field(
+        self, t: Float[Array, ""], h: Float[Array, " nh"], x: Float[Array, " nx"]
+    ) -> Float[Array, " nh"]:
         return self.R(jnp.concatenate([h, x]))
-
-    def __call__(
-        self,
-        t: Float[Array, " T"],
-        x: Float[Array, "T nx"],
-        y0: Float[Array, " ny"],
-    ) -> Float[Array, "T ny"]:
-        """Predict the outputs at the observation times ``t`` (Eq. 24-25)."""
-        h0 = self.initial_state(y0)
-        fractions = jnp.arange(self.substeps, dtype=t.dtype) / self.substeps
-
-        def interval(h, inputs):
-            t_a, t_b, x_a, x_b = inputs
-            dt = (t_b - t_a) / self.substeps
-
-            def heun(h, s):
-                xa = x_a + s * (x_b - x_a)
-                xb = x_a + (s + 1.0 / self.substeps) * (x_b - x_a)
-                k1 = self.rhs(h, xa)
-                k2 = self.rhs(h + dt * k1, xb)
-                return h + 0.5 * dt * (k1 + k2), None
-
-            h, _ = jax.lax.scan(heun, h, fractions)
-            return h, self.observe(h, x_b)
-
-        _, ys = jax.lax.scan(interval, h0, (t[:-1], t[1:], x[:-1], x[1:]))
-        return jnp.concatenate([self.observe(h0, x[0])[None], ys], axis=0)
 
 
 def build_model(
@@ -139,7 +115,6 @@ def build_model(
     observation: str,
     Z_hidden: Sequence[int],
     Z_activation: str,
-    substeps: int,
     key: PRNGKeyArray,
 ) -> NeuralODE:
     """Construct a `NeuralODE` from the ``[model]`` config keys and the data's sizes.
@@ -154,8 +129,6 @@ def build_model(
             f"model.observation = {observation!r} is not available; use 'identity' or 'mlp'"
             " (the stress 'potential' observation arrives with the material models)"
         )
-    if substeps < 1:
-        raise ConfigError(f"model.substeps must be at least 1, got {substeps}")
     if hidden_state < 0:
         raise ConfigError(f"model.hidden_state must be 0 or positive, got {hidden_state}")
     if observation == "identity":
@@ -180,5 +153,4 @@ def build_model(
         n_state=n_state,
         n_outputs=n_outputs,
         known_initial_state=observation == "identity",
-        substeps=substeps,
     )

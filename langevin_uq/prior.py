@@ -9,11 +9,15 @@ start for every weight alike (METHOD section 5, "Which posterior"). In whitened 
 is where the sampler works.
 """
 
+from collections.abc import Mapping, Sequence
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
 from ._types import Array, Float
+from .errors import ConfigError
+from .weights import leaf_path, matches
 
 
 class OUPrior(eqx.Module):
@@ -54,3 +58,81 @@ class OUPrior(eqx.Module):
         mean = self.mean + a * (start - self.mean)
         var = self.scale**2 * (1 - a**2) + init_sd**2 * a**2
         return mean, var
+
+
+def per_weight(
+    names: Sequence[str], table: Mapping[str, float | list], default: np.ndarray, what: str
+) -> np.ndarray:
+    """Values per weight from a table of leaf paths (INTERFACE.md "Which weights are sampled").
+
+    Args:
+        names: every weight's name (``theta[1]``), in flat order.
+        table: leaf path or prefix -> a number, or a nested list of the leaf's shape (for a
+            key that is a whole leaf path). The longest matching key wins.
+        default: the value of each weight no key matches, ``(len(names),)``.
+        what: the config key, for messages (``prior.scale``).
+
+    Raises:
+        ConfigError: a key that matches no weight, or a list of the wrong shape.
+    """
+    paths = [leaf_path(n) for n in names]
+    shapes = _leaf_shapes(names)
+    values = np.array(default, dtype=np.float64, copy=True)
+    for key in table:
+        if not any(matches(p, key) for p in paths):
+            known = ", ".join(dict.fromkeys(paths))
+            raise ConfigError(f"{what} entry {key!r} matches no weight; the weights are {known}")
+    keys = sorted(table, key=len)  # longer keys later: the longest match wins
+    for key in keys:
+        value = table[key]
+        if isinstance(value, list):
+            array = np.asarray(value, dtype=np.float64)
+            if key not in shapes or array.shape != shapes[key]:
+                raise ConfigError(
+                    f"{what} entry {key!r} is a list of shape {array.shape}; a list must name one "
+                    f"leaf and have its shape"
+                    + (f" {shapes[key]}" if key in shapes else " (use a number for a prefix)")
+                )
+        for i, (name, path) in enumerate(zip(names, paths, strict=True)):
+            if matches(path, key):
+                values[i] = array[_index(name)] if isinstance(value, list) else float(value)
+    return values
+
+
+def _index(name: str) -> tuple[int, ...]:
+    inside = name.partition("[")[2].rstrip("]")
+    return tuple(int(i) for i in inside.split(",")) if inside else ()
+
+
+def _leaf_shapes(names: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name in names:
+        index = _index(name)
+        path = leaf_path(name)
+        old = shapes.get(path, tuple(0 for _ in index))
+        shapes[path] = tuple(max(a, i + 1) for a, i in zip(old, index, strict=True))
+    return shapes
+
+
+def prior_vectors(
+    names: Sequence[str], w_mle: np.ndarray, options
+) -> tuple[np.ndarray, np.ndarray]:
+    """The prior's mean and scale per weight of ``names`` from the ``[prior]`` options.
+
+    ``w_mle`` holds the MLE of the same weights (what ``"mle"`` means).
+    """
+    w_mle = np.asarray(w_mle, np.float64)
+
+    def base(choice: str) -> np.ndarray:
+        return w_mle.copy() if choice == "mle" else np.zeros_like(w_mle)
+
+    if isinstance(options.mean, str):
+        mean = base(options.mean)
+    else:
+        mean = per_weight(names, options.mean, base(options.default_mean), "prior.mean")
+    if isinstance(options.scale, dict):
+        default = np.full(len(names), options.default_scale)
+        scale = per_weight(names, options.scale, default, "prior.scale")
+    else:
+        scale = np.full(len(names), float(options.scale))
+    return mean, scale

@@ -55,9 +55,8 @@ def group_inputs(traj: Trajectories, dtype=jnp.float32) -> GroupInputs:
 def predict_groups(
     partition: WeightPartition, w: Float[Array, " nw"], inputs: GroupInputs
 ) -> Float[Array, "G T ny"]:
-    """The data model with flat weights ``w`` solved for every group."""
-    model = partition.model(w)
-    return jax.vmap(model)(inputs.t, inputs.x, inputs.y0)
+    """The data model with flat weights ``w`` solved for every group (in scaled units)."""
+    return jax.vmap(partition.predict, in_axes=(None, 0, 0, 0))(w, inputs.t, inputs.x, inputs.y0)
 
 
 def predict_ensemble(

@@ -27,6 +27,13 @@ from .baselines.model import ProbabilisticModel
 from .baselines.nuts import run_nuts
 from .config import Config
 from .data import Scaler, Trajectories, split
+from .datamodel import (
+    check_data_model,
+    construct,
+    load_model_class,
+    source_digest,
+    structure_digest,
+)
 from .errors import ConfigError, RunDirError, TrainingDivergedError, TrainingInterrupted
 from .htransform import (
     GaussianStart,
@@ -34,10 +41,10 @@ from .htransform import (
     gaussian_start,
     prediction_jacobian,
 )
-from .likelihoods import build_likelihood
+from .likelihoods import AbstractLikelihood, build_likelihood
 from .model import build_model
 from .posterior import AbstractPosterior, EmpiricalPosterior, LangevinPosterior
-from .prior import OUPrior
+from .prior import OUPrior, prior_vectors
 from .problem import (
     GroupInputs,
     group_inputs,
@@ -55,7 +62,7 @@ from .sampler import (
 )
 from .seeding import stream
 from .train import ELBO, Trainable, TrainState, fit_mle, init_state, make_chunk_step
-from .weights import WeightPartition, make_partition
+from .weights import WeightPartition, make_partition, preset
 
 HISTORY_COLUMNS = (
     "epoch",
@@ -114,26 +121,55 @@ def _keys(seed: int) -> dict[str, PRNGKeyArray]:
     return {name: stream(seed, f"fit/{name}") for name in names}
 
 
-def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype, grid=(0, 0),
-              drift_shape=None):  # fmt: skip
-    """Data model, partition, and the untrained method: a function of config and sizes.
+def _data_model(config: Config, n_outputs: int, n_inputs: int, dtype, model=None):
+    """The data model of a run: ``model`` (a user's module from the Python API), the module
+    of ``[model] module``, or the built-in neural ODE of ``[model]``; its arrays in ``dtype``.
 
-    ``grid``: the data's ``(groups, times)``, the shapes of a Gauss-Newton guide's arrays.
+    Returns ``(model, own)``; ``own`` is true for a user's model (it works in the data's units).
+    """
+    m = config.model
+    own = model is not None or bool(m.module)
+    if model is None and m.module:
+        factory = load_model_class(m.module)
+        model = construct(factory, m.args, _keys(config.train.seed)["model"])
+    if model is None:
+        model = build_model(
+            n_outputs=n_outputs, n_inputs=n_inputs, hidden_state=m.hidden_state,
+            R_hidden=m.R_hidden, R_activation=m.R_activation, observation=m.observation,
+            Z_hidden=m.Z_hidden, Z_activation=m.Z_activation, key=_keys(config.train.seed)["model"],
+        )  # fmt: skip
+    model = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, model)
+    if own:
+        where = f"the model {m.module}" if m.module else f"the model {type(model).__name__}"
+        check_data_model(model, n_outputs, n_inputs, dtype, where=where)
+    return model, own
+
+
+def _partition(config: Config, model, own: bool, scaler: Scaler) -> WeightPartition:
+    """The weight layout of ``model`` from ``[partition]``, ``[model]`` and the noise."""
+    p = config.partition
+    stochastic, rest = p.stochastic, p.rest
+    if p.variant != "full":
+        stochastic, rest = preset(model, p.variant, p.submodels)
+    n_noise = scaler.shift.shape[0] if config.likelihood.sigma == "learn" else 0
+    return make_partition(model, stochastic=stochastic, rest=rest, fixed=config.model.fixed,
+                          substeps=config.model.substeps, n_noise=n_noise,
+                          units=scaler if own else None)  # fmt: skip
+
+
+def _skeleton(config: Config, model, own: bool, scaler: Scaler, w_mle, dtype, grid=(0, 0, 0),
+              drift_shape=None):  # fmt: skip
+    """Partition and the untrained method: a function of config, data model and sizes.
+
+    ``grid``: the data's ``(groups, times, inputs)``, the shapes of a Gauss-Newton guide's
+    arrays.
     ``drift_shape``: the Langevin drift's ``{"rank", "final_dtau"}``, fixed when the run starts
     (`_drift_start`); a placeholder start of that rank is built for a checkpoint to load into.
 
     Returns ``(partition, w_init, sampler, params)``; ``sampler`` is the Langevin sampler's
     (``None`` for the baselines) and ``params`` what training starts from (``None`` for NUTS).
     """
-    keys = _keys(config.train.seed)
-    m = config.model
-    model = build_model(
-        n_outputs=n_outputs, n_inputs=n_inputs, hidden_state=m.hidden_state,
-        R_hidden=m.R_hidden, R_activation=m.R_activation, observation=m.observation,
-        Z_hidden=m.Z_hidden, Z_activation=m.Z_activation, substeps=m.substeps, key=keys["model"],
-    )  # fmt: skip
-    model = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, model)
-    partition = make_partition(model, config.partition.variant, config.partition.submodels)
+    partition = _partition(config, model, own, scaler)
     w_init = partition.flatten(model)
     if w_mle is None:
         return partition, w_init, None, None
@@ -147,7 +183,7 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype, grid=
         return partition, w_init, None, params
     s = config.sampler
     sampler = LangevinSampler(
-        prior=_prior(config, w_s),
+        prior=_prior(config, partition, w_mle),
         taus=_taus(s, drift_shape["final_dtau"]),
         init_center=w_s,
         init_noise=s.init_noise,
@@ -155,7 +191,9 @@ def _skeleton(config: Config, n_outputs: int, n_inputs: int, w_mle, dtype, grid=
     start = GaussianStart.placeholder(partition.n_stochastic, drift_shape["rank"], dtype)
     guide = None
     if s.drift_init == "gauss-newton":
-        guide = GaussNewtonTransform.placeholder(partition, *grid, n_outputs, n_inputs, dtype,
+        n_groups, n_times, n_inputs = grid
+        guide = GaussNewtonTransform.placeholder(partition, n_groups, n_times,
+                                                 scaler.shift.shape[0], n_inputs, dtype,
                                                  s.gauss_newton_iterations)  # fmt: skip
     return partition, w_init, sampler, Trainable(drift=_drift(config, start, guide), w_d=w_d_opt)
 
@@ -166,19 +204,24 @@ def _drift(config: Config, start: GaussianStart, guide) -> Drift:
                  key=_keys(config.train.seed)["drift"])  # fmt: skip
 
 
-def _prior(config: Config, w_s) -> OUPrior:
-    return OUPrior(mean=_prior_mean(config, w_s), scale=config.prior.scale)
+def _prior(config: Config, partition: WeightPartition, w_mle) -> OUPrior:
+    """The OU prior of the stochastic weights from ``[prior]`` (tables resolved per weight)."""
+    mean, scale = prior_vectors(partition.names, np.asarray(w_mle), config.prior)
+    dtype = w_mle.dtype
+    return OUPrior(mean=jnp.asarray(partition.split(mean)[0], dtype),
+                   scale=jnp.asarray(partition.split(scale)[0], dtype))  # fmt: skip
 
 
 def _taus(s, final_dtau: float) -> np.ndarray:
     return pseudo_time_grid(s.steps, s.dtau, s.schedule, final_dtau)
 
 
-def _drift_start(config: Config, partition, likelihood, inputs, train, w_s, w_d, y_mle):
+def _drift_start(config: Config, partition, likelihood, inputs, train, w_mle, y_mle):
     """The Gaussian start of the drift (`langevin_uq.htransform.gaussian_start`) at the MLE,
     and the drift's shape: its rank and the resolved ``sampler.final_dtau``."""
     s, beta = config.sampler, config.train.beta
-    prior = _prior(config, w_s)
+    prior = _prior(config, partition, w_mle)
+    w_s, w_d = partition.split(w_mle)
     jac = prediction_jacobian(partition, w_s, w_d, inputs)
     curvature = likelihood.curvature(np.asarray(train.y), np.asarray(train.group),
                                      inputs.n_groups, beta if beta > 0 else 1.0)  # fmt: skip
@@ -189,13 +232,37 @@ def _drift_start(config: Config, partition, likelihood, inputs, train, w_s, w_d,
         )
     means, counts = group_means(train.y, train.group, inputs.n_groups)
     residual = np.where(np.asarray(counts)[:, None, None] > 0, means - y_mle, 0.0).ravel()
-    start = gaussian_start(jac, np.ravel(curvature), prior.whiten(w_s), prior.scale, s.max_rank,
+    jac, curvature, residual = _with_noise_rows(
+        partition, jac, np.ravel(curvature), residual, train.y.shape, beta if beta > 0 else 1.0
+    )
+    start = gaussian_start(jac, curvature, prior.whiten(w_s), prior.scale, s.max_rank,
                            residual)  # fmt: skip
     final = s.final_dtau
     if final == "auto":
         final = auto_final_dtau(start.max_precision, s.dtau)
     return start, {"rank": int(start.eigvals.shape[0]), "final_dtau": float(final),
                    "max_precision": start.max_precision}  # fmt: skip
+
+
+def _with_noise_rows(partition: WeightPartition, jac, curvature, residual, shape, beta):
+    """The Gauss-Newton rows of a learned noise's sampled ``log_sigma`` entries, appended.
+
+    The predictions do not depend on ``log_sigma``, but the likelihood does: at the MLE the
+    curvature of ``N log sigma + SSR / (2 sigma^2)`` in ``log sigma`` is ``2 N`` for ``N``
+    observations of the output. Each sampled entry gets a unit row with that precision (and a
+    zero residual: the MLE is its minimum)."""
+    if not partition.n_noise:
+        return jac, curvature, residual
+    first = partition.n_weights - partition.n_noise
+    columns = {j: k for k, j in enumerate(partition.stochastic_index)}
+    rows = [k for k in range(first, partition.n_weights) if k in columns]
+    if not rows:
+        return jac, curvature, residual
+    extra = np.zeros((len(rows), jac.shape[1]))
+    extra[np.arange(len(rows)), [columns[k] for k in rows]] = 1.0
+    n_obs = shape[0] * shape[1]
+    return (np.concatenate([jac, extra]), np.concatenate([curvature, np.full(len(rows),
+            2.0 * n_obs / beta)]), np.concatenate([residual, np.zeros(len(rows))]))  # fmt: skip
 
 
 def _halve_dtau(config: Config, times: int) -> Config:
@@ -241,10 +308,6 @@ def _divergence_message(objective, state, key, config: Config, halvings: int, ru
     )
 
 
-def _prior_mean(config: Config, w_s):
-    return w_s if config.prior.mean == "mle" else jnp.zeros_like(w_s)
-
-
 def _posterior(config: Config, partition: WeightPartition, sampler, params, w_mle):
     """The trained method's `AbstractPosterior` and its ``w_D``."""
     w_d = partition.split(w_mle)[1]
@@ -274,6 +337,7 @@ def fit(
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    model=None,
 ) -> FittedRun:
     """Fit the MLE, then the posterior of ``config.method``.
 
@@ -290,10 +354,15 @@ def fit(
             files written before it) starts from the beginning; a run whose ``sampler.dtau``
             was halved after a divergence resumes with the halved step.
         progress: show a progress bar with loss, data term and KL.
+        model: your own data model (an Equinox module with ``vector_field``; INTERFACE.md "Your
+            own model"), its weights' initial values where the MLE starts; ``None`` builds the
+            model of ``config.model`` (its ``module``, or the built-in neural ODE).
 
     Raises:
+        ConfigError: the model is not a data model for these data (the message says why).
         RunDirError: ``run_dir`` already holds a run and ``resume`` is false, or it holds a run
-            of other data or config, or a corrupted or foreign checkpoint, and ``resume`` is true.
+            of other data, config or model, or a corrupted or foreign checkpoint, and ``resume``
+            is true.
         TrainingDivergedError: the loss or the replicas became NaN or infinite (after
             ``train.divergence_retries`` halvings of ``sampler.dtau``); the checkpoint holds the
             last good state.
@@ -303,9 +372,11 @@ def fit(
     run_dir = Path(run_dir) if run_dir is not None else None
     data = _relabel_groups(data)
     digest = _data_digest(data)
+    data_model, own = _data_model(config, data.n_outputs, data.n_inputs, dtype, model)
+    record = _model_record(config, data_model, own)
     halvings = 0
     if run_dir is not None:
-        resume, config, halvings = _check_run_dir(run_dir, config, digest, resume)
+        resume, config, halvings = _check_run_dir(run_dir, config, digest, resume, record)
 
     train, validation = split(
         data, config.data.validation_fraction, _keys(config.train.seed)["split"]
@@ -316,7 +387,7 @@ def fit(
     train_arrays = training_arrays(train_s, dtype)
     val_arrays = training_arrays(scaler.transform(validation), dtype) if validation else None
 
-    partition, w_init, _, _ = _skeleton(config, data.n_outputs, data.n_inputs, None, dtype)
+    partition, w_init, _, _ = _skeleton(config, data_model, own, scaler, None, dtype)
     if resume:
         w_mle = jnp.asarray(ckpt.load_arrays(run_dir / ckpt.MLE)["w"], dtype)
         mle_info = read_metadata(run_dir)["mle"]
@@ -325,31 +396,24 @@ def fit(
         tr = config.train
         result = fit_mle(partition, w_init, inputs, train_arrays, val_arrays,
                          epochs=tr.mle_epochs, lr=tr.mle_lr, patience=tr.mle_patience)  # fmt: skip
-        w_mle = result.w
+        w_mle = _with_noise_mle(partition, result.w, inputs, train_arrays, scaler)
         if not bool(jnp.all(jnp.isfinite(w_mle))):
             raise TrainingDivergedError("the MLE pre-fit diverged; lower train.mle_lr")
         mle_info = {"train_mse": result.train_mse, "validation_mse": result.validation_mse,
                     "epochs": result.epochs, "seconds": time.perf_counter() - t0}  # fmt: skip
 
-    grid = inputs.t.shape
+    grid = (*inputs.t.shape, data.n_inputs)
     y_mle = np.asarray(predict_groups(partition, w_mle, inputs))
-    lk = config.likelihood
-    likelihood = build_likelihood(
-        lk.kind, y=np.asarray(train_s.y, np.dtype(dtype)), group=train_s.group,
-        n_groups=inputs.n_groups, y_mle=y_mle, sigma=_sigma_scaled(lk.sigma, scaler),
-        modes=lk.modes, time_reduction=lk.time_reduction, time_weighting=lk.time_weighting,
-        marginal=lk.marginal, seed=config.train.seed,
-    )  # fmt: skip
+    likelihood = build_run_likelihood(config, train_s, inputs.n_groups, y_mle, scaler, dtype)
     start, drift_shape = None, None
     if config.method.kind == "ls":
         if resume:
             drift_shape = read_metadata(run_dir)["drift"]
         else:
-            w_s_mle, w_d_mle = partition.split(w_mle)
             start, drift_shape = _drift_start(config, partition, likelihood, inputs,
-                                              train_arrays, w_s_mle, w_d_mle, y_mle)  # fmt: skip
+                                              train_arrays, w_mle, y_mle)  # fmt: skip
     partition, _, sampler, params = _skeleton(
-        config, data.n_outputs, data.n_inputs, w_mle, dtype, grid, drift_shape
+        config, data_model, own, scaler, w_mle, dtype, grid, drift_shape
     )
     if run_dir is not None and not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -364,7 +428,7 @@ def fit(
             "n_train": train.n_trajectories,
             "n_validation": 0 if validation is None else validation.n_trajectories,
             "validation_group_ids": [] if validation is None else validation.group.tolist(),
-            "likelihood": _describe(likelihood, scaler), "drift": drift_shape,
+            "likelihood": _describe(likelihood, scaler), "drift": drift_shape, "model": record,
         })  # fmt: skip
 
     s, tr, method = config.sampler, config.train, config.method
@@ -373,8 +437,8 @@ def fit(
         bbvi_run = method.kind.startswith("bbvi")
         model = ProbabilisticModel(
             partition=partition, likelihood=likelihood, inputs=inputs,
-            prior_mean=_prior_mean(config, w_s_mle), w_d=w_d_mle,
-            prior_scale=config.prior.scale, full_covariance=method.kind == "bbvi-full",
+            prior=_prior(config, partition, w_mle), w_d=w_d_mle,
+            full_covariance=method.kind == "bbvi-full",
             reoptimise=partition.reoptimise_deterministic,
             particles=method.particles if bbvi_run else 0, beta=tr.beta,
         )  # fmt: skip
@@ -564,6 +628,67 @@ def read_history(path: Path, epochs: int | None = None) -> list[tuple]:
     return [tuple([int(r[0])] + [float(v) for v in r[1:]]) for r in rows if int(r[0]) <= epochs]
 
 
+def build_run_likelihood(config: Config, train_s: Trajectories, n_groups: int, y_mle, scaler,
+                         dtype) -> AbstractLikelihood:  # fmt: skip
+    """The run's likelihood from its scaled training split and the MLE's group predictions."""
+    lk = config.likelihood
+    return build_likelihood(
+        lk.kind, y=np.asarray(train_s.y, np.dtype(dtype)), group=train_s.group,
+        n_groups=n_groups, y_mle=np.asarray(y_mle), sigma=_sigma_scaled(lk.sigma, scaler),
+        modes=lk.modes, time_reduction=lk.time_reduction, time_weighting=lk.time_weighting,
+        marginal=lk.marginal, seed=config.train.seed, output_scale=np.asarray(scaler.scale),
+    )  # fmt: skip
+
+
+_NOISE_FLOOR = 1e-6
+"""Smallest MLE noise sd, relative to the data's scale: a model that fits exactly would
+otherwise start ``log_sigma`` at minus infinity."""
+
+
+def _with_noise_mle(partition: WeightPartition, w, inputs, train, scaler: Scaler):
+    """``w`` with its ``log_sigma`` entries (a learned noise) at their MLE: the log RMS
+    residual of each output at the model's MLE, in the data's units."""
+    if not partition.n_noise:
+        return w
+    pred = predict_groups(partition, w, inputs)
+    rms = jnp.sqrt(jnp.mean((train.y - pred[train.group]) ** 2, axis=(0, 1)))
+    sigma = jnp.maximum(rms, _NOISE_FLOOR) * jnp.asarray(scaler.scale, w.dtype)
+    return w.at[partition.n_weights - partition.n_noise :].set(jnp.log(sigma))
+
+
+def _model_record(config: Config, model, own: bool) -> dict:
+    """What ``model.json`` records of the data model, so that a later command can refuse a
+    changed one: its module, class and SHA-256s of its structure and source."""
+    if not own:
+        return {"kind": "built-in"}
+    spec = config.model.module or None
+    return {"kind": "module" if spec else "python", "module": spec,
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "structure_sha256": structure_digest(model),
+            "source_sha256": source_digest(spec, model)}  # fmt: skip
+
+
+def _same_model(run_dir: Path, saved: dict | None, record: dict) -> None:
+    """Refuse a data model that differs from the one the run in ``run_dir`` was fitted with."""
+    saved = saved or {"kind": "built-in"}
+    if saved.get("kind") == "built-in" and record.get("kind") == "built-in":
+        return
+    if record.get("kind") == "built-in":
+        raise RunDirError(
+            f"the run in {run_dir} was fitted with your own model ({saved.get('class')}); "
+            + ("pass it as model=" if saved.get("kind") == "python" else "its config names it")
+        )
+    if saved.get("kind") == "built-in":
+        raise RunDirError(f"the run in {run_dir} was fitted with the built-in model, not yours")
+    for key, what in (("structure_sha256", "its weights' names and shapes"),
+                      ("source_sha256", "its source file")):  # fmt: skip
+        if saved.get(key) and record.get(key) and saved[key] != record[key]:
+            raise RunDirError(
+                f"the model differs from the one the run in {run_dir} was fitted with "
+                f"({what} changed); fit again into a new directory"
+            )
+
+
 def _sigma_scaled(sigma, scaler: Scaler):
     if isinstance(sigma, str):
         return sigma
@@ -583,7 +708,7 @@ def _describe(likelihood, scaler: Scaler) -> dict:
 
 
 def _check_run_dir(
-    run_dir: Path, config: Config, digest: str, resume: bool
+    run_dir: Path, config: Config, digest: str, resume: bool, record: dict
 ) -> tuple[bool, Config, int]:
     """Refuse a run directory that does not fit; returns ``(resume, config, dtau halvings)``.
 
@@ -611,6 +736,8 @@ def _check_run_dir(
     meta = read_metadata(run_dir) if ckpt.METADATA in present else {}
     if meta and meta.get("data_sha256") != digest:
         raise RunDirError(f"the data differ from the data {run_dir} was fitted to")
+    if meta:
+        _same_model(run_dir, meta.get("model"), record)
     halvings = int(meta.get("dtau_halvings", 0))
     if ckpt.CONFIG in present:
         config = _same_config(run_dir, config, halvings)
@@ -657,8 +784,18 @@ def _same_config(run_dir: Path, config: Config, halvings: int) -> Config:
     raise AssertionError("unreachable: configs differ in no key")
 
 
-def load_run(run_dir: str | Path) -> FittedRun:
-    """Rebuild a `FittedRun` from a run directory written by `fit`."""
+def load_run(run_dir: str | Path, model=None) -> FittedRun:
+    """Rebuild a `FittedRun` from a run directory written by `fit`.
+
+    Args:
+        run_dir: the run directory.
+        model: for a run fitted with your own model through the Python API, a module of the
+            same structure (its values are replaced by the run's); a run whose config names a
+            ``model.module`` loads it from there.
+
+    Raises:
+        RunDirError: no run there, or the model differs from the one the run was fitted with.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
@@ -666,11 +803,18 @@ def load_run(run_dir: str | Path) -> FittedRun:
     config = Config.load(run_dir / ckpt.CONFIG)
     dtype = _dtype(config)
     w_mle = jnp.asarray(ckpt.load_arrays(run_dir / ckpt.MLE)["w"], dtype)
-    grid = (meta.get("n_groups", 0), meta.get("n_times", 0))
-    partition, _, sampler, params = _skeleton(
-        config, meta["n_outputs"], meta["n_inputs"], w_mle, dtype, grid, meta.get("drift")
-    )
+    grid = (meta.get("n_groups", 0), meta.get("n_times", 0), meta["n_inputs"])
     scaler = Scaler.from_dict(meta["scaler"])
+    if model is None and (meta.get("model") or {}).get("kind") == "python":
+        raise RunDirError(
+            f"the run in {run_dir} was fitted with a model given in Python "
+            f"({meta['model']['class']}); pass one of the same structure as model="
+        )
+    data_model, own = _data_model(config, meta["n_outputs"], meta["n_inputs"], dtype, model)
+    _same_model(run_dir, meta.get("model"), _model_record(config, data_model, own))
+    partition, _, sampler, params = _skeleton(
+        config, data_model, own, scaler, w_mle, dtype, grid, meta.get("drift")
+    )
     if config.method.kind == "nuts":
         draws = ckpt.load_arrays(run_dir / ckpt.NUTS)
         w_s = jnp.asarray(draws["w"], dtype).reshape(-1, partition.n_stochastic)
@@ -713,10 +857,10 @@ def predict(
 
     Returns the predictive ensemble in the data's own units, ``(M, N, T, ny)``.
     """
-    if data.n_outputs != run.partition.model(w[0]).n_outputs:
+    if data.n_outputs != run.scaler.shift.shape[0]:
         raise ConfigError(
             f"the data have {data.n_outputs} outputs but the model predicts "
-            f"{run.partition.model(w[0]).n_outputs}"
+            f"{run.scaler.shift.shape[0]}"
         )
     dtype = w.dtype
     x = data.x if data.x is not None else np.zeros((*data.t.shape, 0))

@@ -28,10 +28,16 @@ from ._types import Array, Float, PRNGKeyArray
 from .data import Trajectories, split
 from .diagnostics import ksd_report, verdict
 from .errors import DataError
-from .likelihoods import build_likelihood
 from .posterior import EmpiricalPosterior, LangevinPosterior
 from .problem import group_inputs, predict_groups, training_arrays
-from .run import FittedRun, _keys, _prior_mean, _relabel_groups, _sigma_scaled, sample_weights
+from .run import (
+    FittedRun,
+    _keys,
+    _prior,
+    _relabel_groups,
+    build_run_likelihood,
+    sample_weights,
+)
 from .sampler import Drift, LangevinSampler
 
 KSD_FILE = ckpt.KSD
@@ -73,7 +79,7 @@ def _data_term(run: FittedRun, data: Trajectories):
     """
     config, partition, scaler = run.config, run.partition, run.scaler
     dtype = run.w_mle.dtype
-    n_outputs = partition.model(run.w_mle).n_outputs
+    n_outputs = scaler.shift.shape[0]
     if data.n_outputs != n_outputs:
         raise DataError(
             f"the data have {data.n_outputs} outputs but the run's model predicts {n_outputs}; "
@@ -83,13 +89,8 @@ def _data_term(run: FittedRun, data: Trajectories):
     train, _ = split(data, config.data.validation_fraction, _keys(config.train.seed)["split"])
     inputs = group_inputs(scaler.transform(data), dtype)
     train_s = scaler.transform(train)
-    lk = config.likelihood
-    likelihood = build_likelihood(
-        lk.kind, y=np.asarray(train_s.y, np.dtype(dtype)), group=train_s.group,
-        n_groups=inputs.n_groups, y_mle=np.asarray(predict_groups(partition, run.w_mle, inputs)),
-        sigma=_sigma_scaled(lk.sigma, scaler), modes=lk.modes, time_reduction=lk.time_reduction,
-        time_weighting=lk.time_weighting, marginal=lk.marginal, seed=config.train.seed,
-    )  # fmt: skip
+    y_mle = predict_groups(partition, run.w_mle, inputs)
+    likelihood = build_run_likelihood(config, train_s, inputs.n_groups, y_mle, scaler, dtype)
     return likelihood, inputs, training_arrays(train_s, dtype)
 
 
@@ -114,16 +115,16 @@ def posterior_score_fn(
         return None
     likelihood, inputs, arrays = _data_term(run, data)
     config, partition, dtype = run.config, run.partition, run.w_mle.dtype
-    w_bar = _prior_mean(config, partition.split(run.w_mle)[0])
-    scale = jnp.asarray(config.prior.scale, dtype)
+    prior = _prior(config, partition, run.w_mle)
     beta = jnp.asarray(config.train.beta, dtype)
     one = jnp.asarray(1.0, dtype)
 
     def log_density(w_s):
         w = partition.join(w_s, run.w_d)
         pred = predict_groups(partition, w, inputs)[None]  # one replica: (1, G, T, ny)
-        data_term = likelihood.loss(pred, arrays.y, arrays.group, one)
-        return -0.5 * jnp.sum(((w_s - w_bar) / scale) ** 2) - data_term / beta
+        log_sigma = partition.log_sigma(w[None])
+        data_term = likelihood.loss(pred, arrays.y, arrays.group, one, log_sigma)
+        return -0.5 * jnp.sum(prior.whiten(w_s) ** 2) - data_term / beta
 
     return jax.grad(log_density)
 

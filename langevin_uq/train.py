@@ -169,7 +169,7 @@ class ELBO(eqx.Module):
         w = self.partition.join(w_s, w_d)
         pred = predict_ensemble(self.partition, w, self.inputs)
         y, group, scale = minibatch(self.train, self.batch, k_batch, pred.dtype)
-        nll = self.likelihood.loss(pred, y, group, scale)
+        nll = self.likelihood.loss(pred, y, group, scale, self.partition.log_sigma(w))
         kl = jnp.mean(kl)
         heldout = heldout_score(pred, self.validation)
         return nll + self.beta * kl, (nll, kl, heldout, gamma)

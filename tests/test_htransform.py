@@ -85,8 +85,8 @@ def _small_node(groups: int):
     ways of forming the Jacobian)."""
     model = build_model(n_outputs=1, n_inputs=0, hidden_state=0, R_hidden=[3],
                         R_activation="tanh", observation="identity", Z_hidden=[],
-                        Z_activation="tanh", substeps=1, key=jr.key(0))  # fmt: skip
-    partition = make_partition(model, "full")
+                        Z_activation="tanh", key=jr.key(0))  # fmt: skip
+    partition = make_partition(model)
     t = jnp.tile(jnp.linspace(0.0, 1.5, 4), (groups, 1))
     inputs = GroupInputs(t=t, x=jnp.zeros((groups, 4, 0)),
                          y0=jnp.linspace(-1.0, 1.0, groups)[:, None])  # fmt: skip

@@ -158,14 +158,14 @@ def _grid_posterior(data, sigma, prior_var, w_center):
 
     model = build_model(n_outputs=1, n_inputs=0, hidden_state=0, R_hidden=[],
                         R_activation="tanh", observation="identity", Z_hidden=[],
-                        Z_activation="softplus", substeps=1, key=jr.key(0))  # fmt: skip
-    part = make_partition(model, "full")
+                        Z_activation="softplus", key=jr.key(0))  # fmt: skip
+    part = make_partition(model)
     t = jnp.asarray(data.t[0])
     x = jnp.zeros((t.shape[0], 0))
     y0 = jnp.asarray(data.y0[0])
 
     def loglik(w):
-        pred = part.model(w)(t, x, y0)
+        pred = part.predict(w, t, x, y0)
         return -0.5 * jnp.sum((jnp.asarray(data.y) - pred[None]) ** 2) / sigma**2
 
     g1 = np.linspace(w_center[0] - HALF_WIDTH, w_center[0] + HALF_WIDTH, 501)

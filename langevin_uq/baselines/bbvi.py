@@ -120,7 +120,7 @@ class BBVIObjective(eqx.Module):
         loss = TraceMeanField_ELBO().loss(k_elbo, constrained, self.model, self.guide,
                                           y, group, scale) / n  # fmt: skip
         q = self.guide.distribution(constrained)
-        kl = kl_divergence(q, self.model.prior())
+        kl = kl_divergence(q, self.model.prior_law())
         nll = loss - self.model.beta * kl
         heldout = jnp.asarray(jnp.nan, dtype)
         if self.validation is not None:

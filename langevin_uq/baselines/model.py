@@ -13,12 +13,13 @@ from numpyro import handlers
 
 from .._types import Array, Float, Int
 from ..likelihoods import AbstractLikelihood
+from ..prior import OUPrior
 from ..problem import GroupInputs, predict_ensemble
 from ..weights import WeightPartition
 
 
 class ProbabilisticModel(eqx.Module):
-    """``w_S ~ N(prior_mean, prior_scale^2 I)``, ``factor(-loss(data | w_S, w_D))``.
+    """``w_S ~ N(w_bar, diag s^2)``, ``factor(-loss(data | w_S, w_D))``.
 
     With ``particles > 0`` the model draws that many independent weight vectors in a plate (one
     BBVI step scores them together, which is what a population score such as the energy score
@@ -28,9 +29,8 @@ class ProbabilisticModel(eqx.Module):
         partition: flat-weight layout and ``w_S``/``w_D`` split.
         likelihood: the data term.
         inputs: one input per condition group.
-        prior_mean: ``w_bar``, ``(ns,)``.
+        prior: the OU prior of ``w_S``; its stationary law ``N(w_bar, diag s^2)`` is the prior.
         w_d: the deterministic weights when they are not optimised, ``(nd,)``.
-        prior_scale: ``s``.
         full_covariance: write the prior as a multivariate normal (so that NumPyro's analytic
             KL applies against a full-covariance guide) rather than independent normals.
         reoptimise: ``w_D`` is a NumPyro param (``bll-reopt``) initialised at ``w_d``.
@@ -41,20 +41,18 @@ class ProbabilisticModel(eqx.Module):
     partition: WeightPartition
     likelihood: AbstractLikelihood
     inputs: GroupInputs
-    prior_mean: Float[Array, " ns"]
+    prior: OUPrior
     w_d: Float[Array, " nd"]
-    prior_scale: float = eqx.field(static=True)
     full_covariance: bool = eqx.field(static=True, default=False)
     reoptimise: bool = eqx.field(static=True, default=False)
     particles: int = eqx.field(static=True, default=0)
     beta: float = eqx.field(static=True, default=1.0)
 
-    def prior(self) -> dist.Distribution:
+    def prior_law(self) -> dist.Distribution:
         if self.full_covariance:
-            n = self.prior_mean.shape[0]
-            tril = self.prior_scale * jnp.eye(n, dtype=self.prior_mean.dtype)
-            return dist.MultivariateNormal(self.prior_mean, scale_tril=tril)
-        return dist.Normal(self.prior_mean, self.prior_scale).to_event(1)
+            tril = jnp.diag(self.prior.scale)
+            return dist.MultivariateNormal(self.prior.mean, scale_tril=tril)
+        return dist.Normal(self.prior.mean, self.prior.scale).to_event(1)
 
     def __call__(
         self, y: Float[Array, "B T ny"], group: Int[Array, " B"], scale: Float[Array, ""]
@@ -62,12 +60,15 @@ class ProbabilisticModel(eqx.Module):
         with handlers.scale(scale=self.beta):
             if self.particles:
                 with numpyro.plate("particles", self.particles):
-                    w_s = numpyro.sample("w", self.prior())
+                    w_s = numpyro.sample("w", self.prior_law())
             else:
-                w_s = numpyro.sample("w", self.prior())[None]
+                w_s = numpyro.sample("w", self.prior_law())[None]
         w_d = numpyro.param("w_d", self.w_d) if self.reoptimise else self.w_d
         w = self.partition.join(w_s, w_d)
         pred = predict_ensemble(self.partition, w, self.inputs)
         # loss is the mean over weight vectors of -log p(D | w) (or the ensemble's score): the
         # factor is the sum, matching the prior's sum over the plate.
-        numpyro.factor("data", -w_s.shape[0] * self.likelihood.loss(pred, y, group, scale))
+        log_sigma = self.partition.log_sigma(w)
+        numpyro.factor(
+            "data", -w_s.shape[0] * self.likelihood.loss(pred, y, group, scale, log_sigma)
+        )
