@@ -7,6 +7,7 @@ checkpoint, when it was training).
 """
 
 import contextlib
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from . import registry
 from .errors import ConfigError, LangevinUQError, TrainingInterrupted
 
 app = typer.Typer(
@@ -24,83 +26,66 @@ app = typer.Typer(
     help="Uncertainty quantification of neural-ODE models by Langevin sampling.",
 )
 
-SYSTEMS = ("ou", "schlogl", "hyperelastic", "viscoelastic")
-SIMULATORS = ("ou", "schlogl")
-DEMOS = ("ou", "schlogl")
+_SYSTEM_HELP = " | ".join(registry.names())
 
 
-def _system(name: str, available: tuple[str, ...]) -> str:
-    if name not in SYSTEMS:
-        raise ConfigError(f"unknown system {name!r}; use one of {', '.join(SYSTEMS)}")
-    if name not in available:
-        raise ConfigError(
-            f"system {name!r} is not available yet here; available: {', '.join(available)}"
-        )
-    return name
+def _simulator_options() -> dict[str, tuple[type, str]]:
+    """Every simulator option in the registry, in the order its systems list them, with its
+    type and help text: an option one system takes names that system and its default, one that
+    several take names each one's default."""
+    takers: dict[str, list[tuple[registry.System, registry.Option]]] = {}
+    for system in registry.SYSTEMS.values():
+        for option in system.options:
+            takers.setdefault(option.name, []).append((system, option))
+    table = {}
+    for name, [(system, option), *others] in takers.items():
+        if others:
+            defaults = "; ".join(f"{s.label}: {o.default}" for s, o in [(system, option), *others])
+            table[name] = option.type, f"{option.help} ({defaults})"
+        else:
+            table[name] = option.type, f"{system.label}: {option.help} [{option.default}]"
+    return table
 
 
-_OU_OPTIONS = ("theta_mean", "theta_sd", "mu_mean", "mu_sd", "noise_sd")
-_SCHLOGL_OPTIONS = ("k1", "k2", "k3", "k4", "a", "b")
+_SIMULATOR_OPTIONS = _simulator_options()
+
+
+def _with_simulator_options(command):
+    """Replace ``command``'s ``**options`` by one ``--option`` per `_SIMULATOR_OPTIONS` entry
+    (None when not given), the signature Typer builds the command line from."""
+    signature = inspect.signature(command)
+    fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=Annotated[kind | None, typer.Option(help=text)])
+        for name, (kind, text) in _SIMULATOR_OPTIONS.items()
+    ]  # fmt: skip
+    command.__signature__ = signature.replace(parameters=[*fixed, *extra])
+    return command
 
 
 @app.command()
+@_with_simulator_options
 def simulate(
-    system: Annotated[str, typer.Argument(help="ou | schlogl | hyperelastic | viscoelastic")],
+    system: Annotated[str, typer.Argument(help=_SYSTEM_HELP)],
     out: Annotated[Path, typer.Option(help="trajectory file to write (.nc or .npz)")],
     n: Annotated[int, typer.Option(help="number of trajectories")] = 1024,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    x0: Annotated[
-        float | None,
-        typer.Option(
-            help="initial state shared by all trajectories (OU: 0; Schloegl: copy number X(0), 250)"
-        ),
-    ] = None,
-    n_times: Annotated[
-        int | None, typer.Option(help="number of observation times (OU: 50; Schloegl: 51)")
-    ] = None,
-    t_end: Annotated[
-        float | None, typer.Option(help="last observation time, first is 0 (OU: 5; Schloegl: 10)")
-    ] = None,
-    theta_mean: Annotated[float | None, typer.Option(help="OU: mean of the rate theta [1]")] = None,
-    theta_sd: Annotated[float | None, typer.Option(help="OU: sd of theta [0.15]")] = None,
-    mu_mean: Annotated[float | None, typer.Option(help="OU: mean of the level mu [1]")] = None,
-    mu_sd: Annotated[float | None, typer.Option(help="OU: sd of mu [0.15]")] = None,
-    noise_sd: Annotated[float | None, typer.Option(help="OU: sd of observation noise [0]")] = None,
-    k1: Annotated[float | None, typer.Option(help="Schloegl: rate of A + 2X -> 3X [3e-7]")] = None,
-    k2: Annotated[float | None, typer.Option(help="Schloegl: rate of 3X -> A + 2X [1e-4]")] = None,
-    k3: Annotated[float | None, typer.Option(help="Schloegl: rate of B -> X [1e-3]")] = None,
-    k4: Annotated[float | None, typer.Option(help="Schloegl: rate of X -> B [3.5]")] = None,
-    a: Annotated[float | None, typer.Option(help="Schloegl: copy number of A [1e5]")] = None,
-    b: Annotated[float | None, typer.Option(help="Schloegl: copy number of B [2e5]")] = None,
+    **options: float | None,
 ) -> None:
     """Simulate a demonstration system and write its trajectories."""
     from .data import save_trajectories
     from .seeding import stream
 
-    _system(system, SIMULATORS)
-    given = {k: v for k, v in locals().items() if v is not None and k in
-             (*_OU_OPTIONS, *_SCHLOGL_OPTIONS, "x0", "n_times", "t_end")}  # fmt: skip
-    foreign = _SCHLOGL_OPTIONS if system == "ou" else _OU_OPTIONS
-    for name in foreign:
-        if name in given:
+    entry = registry.lookup(system, "simulate")
+    given = {name: value for name, value in options.items() if value is not None}
+    accepted = {option.name for option in entry.options}
+    for name in _SIMULATOR_OPTIONS:  # the help's order, whatever the command line's
+        if name in given and name not in accepted:
             raise ConfigError(
                 f"option --{name.replace('_', '-')} does not apply to system {system!r}"
             )
-    if system == "ou":
-        from .systems.ou import OUSystem, simulate_ou
-
-        noise = given.pop("noise_sd", 0.0)
-        if noise < 0:
-            raise ConfigError(f"--noise-sd must be >= 0, got {noise}")
-        data = simulate_ou(OUSystem(n=n, **given), stream(seed, "simulate"), noise_sd=noise)
-    else:
-        from .systems.schlogl import SchloglSystem, simulate_schlogl
-
-        if "x0" in given:
-            if given["x0"] != int(given["x0"]) or given["x0"] < 0:
-                raise ConfigError(f"--x0 must be a whole copy number >= 0, got {given['x0']}")
-            given["x0"] = int(given["x0"])
-        data = simulate_schlogl(SchloglSystem(n=n, **given), stream(seed, "simulate"))
+    data = entry.simulate(n, stream(seed, "simulate"), **given)
     save_trajectories(data, out)
     typer.echo(f"wrote {n} {system} trajectories to {out}")
 
@@ -251,7 +236,7 @@ def compare(
 
 @app.command()
 def demo(
-    system: Annotated[str, typer.Argument(help="ou | schlogl | hyperelastic | viscoelastic")],
+    system: Annotated[str, typer.Argument(help=_SYSTEM_HELP)],
     out: Annotated[Path, typer.Option(help="output directory")] = Path("demo-out"),
     quick: Annotated[bool, typer.Option("--quick", help="small sizes, for a smoke run")] = False,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -266,10 +251,7 @@ def demo(
     ] = False,
 ) -> None:
     """Simulate, fit with each likelihood, and report, in one go."""
-    from .demos import run_ou_demo, run_schlogl_demo
-
-    demos = {"ou": run_ou_demo, "schlogl": run_schlogl_demo}
-    run_demo = demos[_system(system, DEMOS)]
+    run_demo = registry.lookup(system, "demo").load_demo()
     with _stop_on_interrupt():
         run_demo(out, quick=quick, seed=seed, progress=progress, echo=typer.echo, resume=resume)
 

@@ -4,9 +4,9 @@ bimodality it must show at the quick size."""
 import numpy as np
 import pytest
 
-from langevin_uq import demos
 from langevin_uq.config import Config
 from langevin_uq.demos import final_time_modes, run_schlogl_demo, schlogl_config
+from langevin_uq.demos import schlogl as schlogl_demo
 from langevin_uq.systems.schlogl import SchloglSystem
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -37,7 +37,7 @@ def test_schlogl_demo_writes_every_figure_and_table(tmp_path, monkeypatch):
         return config.replace(train={"epochs": 20, "mle_epochs": 100, "diagnostics": False},
                               sampler={"posterior_samples": 64, "anneal_epochs": 5})  # fmt: skip
 
-    monkeypatch.setattr(demos, "schlogl_config", short)
+    monkeypatch.setattr(schlogl_demo, "schlogl_config", short)  # where the demo looks it up
     system = SchloglSystem(n=24, n_times=6, t_end=4.0)
     result = run_schlogl_demo(tmp_path, quick=True, progress=False, echo=lambda _: None,
                               system=system, grid=((8, 64), (50,)))  # fmt: skip
