@@ -87,3 +87,47 @@ def training_arrays(traj: Trajectories | None, dtype=jnp.float32) -> TrainingArr
     if traj is None or traj.n_trajectories == 0:
         return None
     return TrainingArrays(y=jnp.asarray(traj.y, dtype), group=jnp.asarray(traj.group, jnp.int32))
+
+
+OVERFLOW_DISTANCE = 1e3
+"""Where a replica whose data model overflowed is put, in units of ``1 + max |y|``: far enough
+from every trajectory that its data term is large, near enough that it stays finite."""
+
+
+def predict_ensemble_finite(
+    partition: WeightPartition, w: Float[Array, "M nw"], inputs: GroupInputs, y_max
+) -> tuple[Float[Array, "M G T ny"], Int[Array, ""]]:
+    """`predict_ensemble` where a weight vector whose data model overflows (a non-finite
+    prediction) scores as a large finite loss instead of turning the batch into NaN.
+
+    Its predictions become ``OVERFLOW_DISTANCE (1 + y_max)`` everywhere, with no gradient, so
+    the other replicas' gradients stay finite (a stiff or blowing-up model at some prior draws
+    is common in a nonlinear ODE). Returns the predictions and the number of such vectors.
+    """
+    far = OVERFLOW_DISTANCE * (1.0 + y_max)
+    return _finite_ensemble(w, partition, inputs, far)
+
+
+@eqx.filter_custom_vjp
+def _finite_ensemble(w, partition, inputs, far):
+    pred = predict_ensemble(partition, w, inputs)
+    bad = ~jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
+    return jnp.where(bad[:, None, None, None], far, pred).astype(pred.dtype), jnp.sum(bad)
+
+
+@_finite_ensemble.def_fwd
+def _finite_ensemble_fwd(perturbed, w, partition, inputs, far):
+    pred, pullback = jax.vjp(lambda w: predict_ensemble(partition, w, inputs), w)
+    bad = ~jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
+    out = jnp.where(bad[:, None, None, None], far, pred).astype(pred.dtype), jnp.sum(bad)
+    return out, (pullback, bad)
+
+
+@_finite_ensemble.def_bwd
+def _finite_ensemble_bwd(residuals, grad_obj, perturbed, w, partition, inputs, far):
+    pullback, bad = residuals
+    cotangent = jnp.where(bad[:, None, None, None], 0.0, grad_obj[0])
+    (grad,) = pullback(cotangent)
+    # A replica's own overflow is cut off above; NaN can still come back from the pullback of
+    # its zero cotangent through an infinite Jacobian (0 x inf), and only in its own row.
+    return jnp.where(bad[:, None] | ~jnp.isfinite(grad), 0.0, grad)

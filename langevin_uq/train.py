@@ -17,7 +17,12 @@ import optax
 
 from ._types import Array, Float, Int, PRNGKeyArray, PyTree
 from .likelihoods import AbstractLikelihood, energy_score_per_trajectory
-from .problem import GroupInputs, TrainingArrays, predict_ensemble, predict_groups
+from .problem import (
+    GroupInputs,
+    TrainingArrays,
+    predict_ensemble_finite,
+    predict_groups,
+)
 from .sampler import Drift, LangevinSampler, anneal_gamma
 from .weights import WeightPartition
 
@@ -167,7 +172,8 @@ class ELBO(eqx.Module):
         k_batch = jr.split(key)[1]
         w_d = self.w_d_fixed if params.w_d is None else params.w_d
         w = self.partition.join(w_s, w_d)
-        pred = predict_ensemble(self.partition, w, self.inputs)
+        y_max = jnp.max(jnp.abs(self.train.y))
+        pred, _ = predict_ensemble_finite(self.partition, w, self.inputs, y_max)
         y, group, scale = minibatch(self.train, self.batch, k_batch, pred.dtype)
         nll = self.likelihood.loss(pred, y, group, scale, self.partition.log_sigma(w))
         kl = jnp.mean(kl)

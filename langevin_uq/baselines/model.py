@@ -14,7 +14,7 @@ from numpyro import handlers
 from .._types import Array, Float, Int
 from ..likelihoods import AbstractLikelihood
 from ..prior import OUPrior
-from ..problem import GroupInputs, predict_ensemble
+from ..problem import GroupInputs, predict_ensemble_finite
 from ..weights import WeightPartition
 
 
@@ -65,7 +65,7 @@ class ProbabilisticModel(eqx.Module):
                 w_s = numpyro.sample("w", self.prior_law())[None]
         w_d = numpyro.param("w_d", self.w_d) if self.reoptimise else self.w_d
         w = self.partition.join(w_s, w_d)
-        pred = predict_ensemble(self.partition, w, self.inputs)
+        pred, _ = predict_ensemble_finite(self.partition, w, self.inputs, jnp.max(jnp.abs(y)))
         # loss is the mean over weight vectors of -log p(D | w) (or the ensemble's score): the
         # factor is the sum, matching the prior's sum over the plate.
         log_sigma = self.partition.log_sigma(w)
