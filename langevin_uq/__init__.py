@@ -6,6 +6,9 @@ The public API: load data, configure, fit, sample weights, predict.
     run = fit(data, Config.load("run.toml"), run_dir="runs/a")
     w = sample_weights(run, 4000, jax.random.key(0))
     y = predict(run, data, w)
+
+Your own data model is any Equinox module with ``vector_field(t, h, x)`` (`solve` integrates
+it): ``fit(data, config, model=my_module, run_dir=...)``.
 """
 
 __version__ = "0.1.0"
@@ -18,6 +21,7 @@ from .data import (
     load_trajectories,
     save_trajectories,
 )
+from .datamodel import solve
 from .errors import (
     ConfigError,
     DataError,
@@ -46,4 +50,5 @@ __all__ = [
     "predict",
     "sample_weights",
     "save_trajectories",
+    "solve",
 ]

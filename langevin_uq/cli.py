@@ -165,14 +165,18 @@ def predict(
         int | None, typer.Option(help="draw M fresh samples (default: samples.npz)")
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed for fresh samples")] = 0,
+    noise: Annotated[
+        bool, typer.Option("--noise", help="add the gaussian likelihood's observation noise")
+    ] = False,
 ) -> None:
-    """Predict an ensemble, its mean, std and quantiles for new inputs."""
+    """Predict an ensemble, its mean, std and quantiles for new inputs (noise-free outputs;
+    with --noise, new observations)."""
     from .data import load_trajectories
     from .prediction import predict_to_file
 
     if out.suffix != ".nc":
         raise ConfigError(f"--out {out} must end in .nc")
-    m = predict_to_file(run_dir, load_trajectories(data), out, n=n, seed=seed)
+    m = predict_to_file(run_dir, load_trajectories(data), out, n=n, seed=seed, noise=noise)
     typer.echo(f"wrote a {m}-member predictive ensemble to {out}")
 
 

@@ -334,8 +334,11 @@ class Config:
             if not isinstance(table, dict):
                 raise ConfigError(f"config entry {name!r} must be a [{name}] table")
             kwargs[name] = _section(sections[name].default_factory, name, table)
-        own = set(raw.get("model", {})) - {"module", "args", "substeps", "fixed"}
-        if raw.get("model", {}).get("module") and own:
+        model, defaults = raw.get("model", {}), dataclasses.asdict(ModelOptions())
+        # A resolved config (a run directory's) lists the built-in keys at their defaults.
+        own = {k for k in set(model) - {"module", "args", "substeps", "fixed"}
+               if model[k] != defaults.get(k)}  # fmt: skip
+        if model.get("module") and own:
             raise ConfigError(
                 f"model.module sets your own model; the built-in model's keys "
                 f"{', '.join('model.' + k for k in sorted(own))} do not apply to it"

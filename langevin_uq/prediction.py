@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
 import xarray as xr
 
@@ -10,7 +11,7 @@ from . import rundir
 from ._atomic import atomic_path
 from ._types import Float
 from .data import Trajectories
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .run import FittedRun, load_run, predict, sample_weights
 from .seeding import stream
 
@@ -49,10 +50,33 @@ def ensemble_dataset(
     )
 
 
+def observation_noise(
+    run: FittedRun, meta: dict, w: Float[np.ndarray, "M nw"], shape, key
+) -> Float[np.ndarray, "M N T ny"]:
+    """Gaussian observation noise for an ensemble of ``shape`` ``(M, N, T, ny)``, in the
+    data's units: each sample's own ``exp(log_sigma)`` with a learned noise, else the run's
+    ``sigma``. Refused for the other likelihoods (their noise is not one Gaussian)."""
+    log_sigma = run.partition.log_sigma(np.asarray(w))
+    if log_sigma is not None:
+        sigma = np.exp(np.asarray(log_sigma))[:, None, None, :]
+    elif meta.get("likelihood", {}).get("kind") == "GaussianLikelihood":
+        sigma = np.asarray(meta["likelihood"]["sigma"])
+    else:
+        raise ConfigError(
+            f"--noise adds the gaussian likelihood's noise; this run's likelihood is "
+            f"{run.config.likelihood.kind}"
+        )
+    return sigma * np.asarray(jr.normal(key, shape), np.float64)
+
+
 def predict_to_file(
-    run_dir: str | Path, data: Trajectories, out: str | Path, *, n: int | None, seed: int = 0
-) -> int:
+    run_dir: str | Path, data: Trajectories, out: str | Path, *, n: int | None, seed: int = 0,
+    noise: bool = False,
+) -> int:  # fmt: skip
     """Predict for every trajectory of ``data`` and write the ensemble file atomically.
+
+    ``noise``: add the observation noise (`observation_noise`) to every member, for a
+    predictive of new observations rather than of the noise-free outputs.
 
     Returns the ensemble size M.
     """
@@ -65,6 +89,8 @@ def predict_to_file(
         )
     w = run_samples(run, Path(run_dir), n, seed)
     y = predict(run, data, w)
+    if noise:
+        y = y + observation_noise(run, meta, w, y.shape, stream(seed, "predict/noise"))
     ds = ensemble_dataset(y, data.t)
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")

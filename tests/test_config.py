@@ -1,5 +1,6 @@
 """Config parsing, validation and the resolved TOML round trip."""
 
+import re
 import tomllib
 
 import pytest
@@ -56,3 +57,49 @@ def test_bad_files(tmp_path):
     bad.write_text("[train\nepochs = 3")
     with pytest.raises(ConfigError, match="not valid TOML"):
         Config.load(bad)
+
+
+OWN_MODEL = {
+    "model": {"module": "/abs/model.py:Chain", "args": {"k": [1.0, 2.0], "name": "a b"},
+              "fixed": ["c"], "substeps": 4},
+    "partition": {"stochastic": ["theta", "log_sigma"], "rest": "reoptimise"},
+    "prior": {"mean": {"theta": [1.0, 0.05], "R.layers.0.weight": 0.0},
+              "scale": {"theta": [[0.5], [0.05]]}, "default_mean": "zero", "default_scale": 2},
+    "likelihood": {"sigma": "learn"},
+}  # fmt: skip
+
+
+def test_tables_lists_and_module_keys_round_trip_through_toml():
+    cfg = Config.from_dict(OWN_MODEL)
+    assert Config.from_dict(tomllib.loads(cfg.to_toml())) == cfg
+    assert cfg.partition.reoptimise and cfg.prior.default_scale == 2.0
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [({"prior": {"scale": {"theta": -1.0}}}, "prior.scale.theta"),
+     ({"prior": {"scale": {"theta": [1.0, 0.0]}}}, "positive numbers"),
+     ({"prior": {"mean": {"theta": "one"}}}, "prior.mean.theta"),
+     ({"prior": {"mean": "median"}}, "prior.mean"),
+     ({"partition": {"stochastic": "some"}}, "partition.stochastic"),
+     ({"partition": {"stochastic": []}}, "partition.stochastic"),
+     ({"partition": {"variant": "bll-fixed", "stochastic": ["R"]}}, "preset"),
+     ({"partition": {"rest": "thaw"}}, "partition.rest"),
+     ({"partition": {"rest": "reoptimise"}, "method": {"kind": "nuts"}}, "re-optimise"),
+     ({"likelihood": {"kind": "energy-score", "sigma": "learn"}}, "needs likelihood.kind"),
+     ({"model": {"args": {"k": 1}}}, "model.module, which is not set"),
+     ({"model": {"module": "m.py:M", "R_hidden": [4]}}, "model.R_hidden"),
+     ({"model": {"fixed": "c"}}, "model.fixed")],
+)  # fmt: skip
+def test_bad_model_partition_and_prior_keys_are_refused(raw, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        Config.from_dict(raw)
+
+
+def test_a_relative_module_is_resolved_against_the_config_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "c.toml"
+    path.write_text('[model]\nmodule = "../m.py:M"\n')
+    assert Config.load(path).model.module == f"{tmp_path.resolve()}/m.py:M"
+    path.write_text('[model]\nmodule = "mypackage.models:M"\n')
+    assert Config.load(path).model.module == "mypackage.models:M"

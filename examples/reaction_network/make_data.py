@@ -13,7 +13,7 @@ import numpy as np
 from langevin_uq.datamodel import solve
 
 sys.path.insert(0, str(Path(__file__).parent))
-from model import ReactionChain  # noqa: E402
+from model import ReactionChain
 
 
 def make(path: Path, seed: int = 0) -> None:

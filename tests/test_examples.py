@@ -1,0 +1,49 @@
+"""The examples of ``examples/`` run, at a small size, as a user runs them."""
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reaction_network_through_the_cli(cli, tmp_path):
+    source = EXAMPLES / "reaction_network"
+    for name in ("model.py", "config.toml"):
+        shutil.copy(source / name, tmp_path / name)
+    make_data = _module(source / "make_data.py", "example_make_data")
+    make_data.make(tmp_path / "data.npz")
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text() + "\n[train]\nepochs = 20\nmle_epochs = 300\n"
+                      "diagnostics = false\n[sampler]\nreplicas = 16\nsteps = 20\n")  # fmt: skip
+    out = tmp_path / "run"
+    code, _, err = cli("fit", tmp_path / "data.npz", "--config", config, "--out", out,
+                       "--no-progress")  # fmt: skip
+    assert code == 0, err
+    samples = np.load(out / "samples.npz")
+    assert list(samples["names"]) == ["log_k[0]", "log_k[1]", "log_k[2]", "log_a0[0]",
+                                      "log_sigma[0]", "log_sigma[1]"]  # fmt: skip
+    assert samples["stochastic"].all() and np.all(np.isfinite(samples["w"]))
+    assert json.loads((out / "model.json").read_text())["model"]["kind"] == "module"
+    code, _, err = cli("predict", out, "--data", tmp_path / "data.npz", "--out",
+                       tmp_path / "pred.nc", "--n", "8")  # fmt: skip
+    assert code == 0, err
+
+
+def test_hybrid_through_the_python_api(tmp_path):
+    hybrid = _module(EXAMPLES / "hybrid" / "hybrid.py", "example_hybrid")
+    summary = hybrid.main(tmp_path, quick=True)
+    assert summary["epochs"] == 30
+    assert 0 < summary["k_mean"] < 5 and summary["k_sd"] > 0
