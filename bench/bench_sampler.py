@@ -81,7 +81,8 @@ def bench_epoch_scaling(epochs: int = 24) -> None:
     from pathlib import Path
 
     from langevin_uq.config import Config
-    from langevin_uq.run import fit, read_history
+    from langevin_uq.run import fit
+    from langevin_uq.rundir import read_history
     from langevin_uq.systems.ou import OUSystem, simulate_ou
 
     data = simulate_ou(OUSystem(n=64, n_times=20), jr.key(0))

@@ -22,7 +22,8 @@ import numpy as np
 
 from langevin_uq.config import Config
 from langevin_uq.metrics import wasserstein1
-from langevin_uq.run import fit, predict, read_history, read_metadata, sample_weights
+from langevin_uq.run import fit, predict, sample_weights
+from langevin_uq.rundir import read_history, read_metadata
 from langevin_uq.systems.ou import OUSystem, simulate_ou
 
 HERE = Path(__file__).parent

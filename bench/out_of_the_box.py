@@ -20,7 +20,8 @@ import numpy as np
 from langevin_uq.config import Config
 from langevin_uq.demos import schlogl_config
 from langevin_uq.errors import TrainingDivergedError
-from langevin_uq.run import fit, read_history, read_metadata, sample_weights
+from langevin_uq.run import fit, sample_weights
+from langevin_uq.rundir import read_history, read_metadata
 from langevin_uq.systems.ou import OUSystem, ou_true_weights, simulate_ou
 from langevin_uq.systems.schlogl import SchloglSystem, simulate_schlogl
 

@@ -1,9 +1,9 @@
-"""Run-directory files: checkpoints, JSON metadata and posterior samples; no pickle anywhere.
+"""The run directory's file formats: checkpoints, JSON metadata and arrays; no pickle anywhere.
 
 Checkpoints are `equinox.tree_serialise_leaves` of the training state (the skeleton to read them
 into is rebuilt from the resolved config), metadata is JSON, samples are a plain ``.npz`` read
 with ``allow_pickle=False``. Every file is written atomically (a reader sees the old file or the
-whole new one, whenever the writer is killed).
+whole new one, whenever the writer is killed). Which file is which is `langevin_uq.rundir`'s.
 
 Checkpoints and array files carry a SHA-256 of their content, verified on every load: a file
 that was truncated, corrupted or edited is refused with `RunDirError`, never half-read. A
@@ -24,15 +24,6 @@ from ._atomic import atomic_path, write_text_atomic
 from ._types import Bool, Float
 from .errors import RunDirError
 
-CHECKPOINT = "checkpoint.eqx"
-METADATA = "model.json"
-MLE = "mle.npz"
-SAMPLES = "samples.npz"
-CONFIG = "config.toml"
-HISTORY = "history.csv"
-NUTS = "nuts.npz"
-DIAGNOSTICS = "nuts.json"
-KSD = "ksd.json"
 MAGIC = b"langevin-uq checkpoint 1\n"
 DIGEST = "sha256"
 

@@ -318,30 +318,11 @@ class Config:
     method: MethodOptions = field(default_factory=MethodOptions)
 
     def __post_init__(self):
-        kind = self.method.kind
-        if kind == "nuts" and self.likelihood.kind == "energy-score":
-            raise ConfigError(
-                "method.kind = 'nuts' needs a probabilistic likelihood; the energy score is a "
-                "score, not a density: use likelihood.kind 'gaussian' or 'marginal-mixture'"
-            )
-        if kind == "nuts" and self.partition.reoptimise:
-            raise ConfigError(
-                "method.kind = 'nuts' cannot re-optimise w_D; use partition.variant 'bll-fixed' "
-                "or partition.rest = 'fixed'"
-            )
-        init = self.sampler.drift_init
-        if init == "gauss-newton" and self.likelihood.kind != "gaussian":
-            raise ConfigError(
-                "sampler.drift_init = 'gauss-newton' needs likelihood.kind = 'gaussian', got "
-                f"{self.likelihood.kind!r}; 'laplace' serves every likelihood"
-            )
-        if kind.startswith("bbvi") and self.train.epochs == 0:
-            raise ConfigError(
-                f"method.kind = {kind!r} needs train.epochs >= 1; epochs = 0 (sampling the "
-                "starting drift untrained) is for the Langevin sampler"
-            )
-        if kind != "ls" and not self.train.beta > 0:
-            raise ConfigError(f"method.kind = {kind!r} needs train.beta > 0, got {self.train.beta}")
+        # What a method can run is declared on its class; refused here, when a config is read,
+        # so that the CLI refuses before any fit.
+        from .methods import check
+
+        check(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Config":

@@ -7,12 +7,12 @@ import jax.random as jr
 import numpy as np
 import xarray as xr
 
-from . import checkpoint as ckpt
+from . import rundir
 from ._atomic import atomic_path
 from ._types import Float
 from .data import Trajectories
-from .errors import ConfigError, DataError, RunDirError
-from .run import FittedRun, load_run, predict, read_metadata, sample_weights
+from .errors import ConfigError, DataError
+from .run import FittedRun, load_run, predict, sample_weights
 from .seeding import stream
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -22,10 +22,7 @@ def run_samples(run: FittedRun, run_dir: Path, n: int | None, seed: int) -> jnp.
     """Posterior samples of a run: ``n`` fresh ones, or the run's ``samples.npz``."""
     if n is not None:
         return sample_weights(run, n, stream(seed, "sample"))
-    arrays = ckpt.load_arrays(Path(run_dir) / ckpt.SAMPLES)
-    w = arrays.get("w")
-    if w is None or w.ndim != 2 or w.shape[1] != run.partition.n_weights:
-        raise RunDirError(f"{Path(run_dir) / ckpt.SAMPLES} does not hold samples of this model")
+    w = rundir.read_samples(Path(run_dir), run.partition.n_weights)
     return jnp.asarray(w, run.w_mle.dtype)
 
 
@@ -84,7 +81,7 @@ def predict_to_file(
     Returns the ensemble size M.
     """
     run = load_run(run_dir)
-    meta = read_metadata(Path(run_dir))
+    meta = rundir.read_metadata(Path(run_dir))
     if data.n_inputs != meta["n_inputs"] or data.n_outputs != meta["n_outputs"]:
         raise DataError(
             f"the data have {data.n_inputs} inputs and {data.n_outputs} outputs but the run was "

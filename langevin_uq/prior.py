@@ -136,3 +136,12 @@ def prior_vectors(
     else:
         scale = np.full(len(names), float(options.scale))
     return mean, scale
+
+
+def ou_prior(partition, w_mle: Float[Array, " nw"], options) -> OUPrior:
+    """The OU prior of the stochastic weights of ``partition`` (a `WeightPartition`) from the
+    ``[prior]`` options, its tables resolved per weight, in the dtype of ``w_mle``."""
+    mean, scale = prior_vectors(partition.names, np.asarray(w_mle), options)
+    dtype = w_mle.dtype
+    return OUPrior(mean=jnp.asarray(partition.split(mean)[0], dtype),
+                   scale=jnp.asarray(partition.split(scale)[0], dtype))  # fmt: skip

@@ -6,15 +6,15 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import metrics, plotting
+from . import metrics, plotting, rundir
 from ._atomic import write_text_atomic
 from ._types import Float
 from .data import Trajectories, groups
 from .errors import DataError
 from .prediction import run_samples
-from .run import FittedRun, _data_digest, _relabel_groups, load_run, predict, read_metadata
-from .sample_quality import KSD_FILE, no_density, run_diagnostics
+from .prepare import relabel_groups
+from .run import FittedRun, load_run, predict
+from .sample_quality import no_density, run_diagnostics
 from .seeding import stream
 
 
@@ -133,19 +133,17 @@ def _training_line(run: FittedRun) -> str:
 
 
 def _ksd(run: FittedRun, run_dir: Path, meta: dict, data: Trajectories | None) -> dict | None:
-    """The run's KSD diagnostics: computed from ``data``, else read from ``KSD_FILE``."""
+    """The run's KSD diagnostics: computed from ``data``, else read from ``ksd.json``."""
     if (answer := no_density(run)) is not None:
         return answer
     if data is not None:
-        if _data_digest(_relabel_groups(data)) != meta.get("data_sha256"):
+        if rundir.data_digest(relabel_groups(data)) != meta.get("data_sha256"):
             raise DataError(
                 f"the data passed as training data differ from the data {run_dir} was fitted "
                 "to; the KSD needs the run's own training data"
             )
         return run_diagnostics(run, data, stream(run.config.train.seed, "report/ksd"))
-    if (run_dir / KSD_FILE).is_file():
-        return ckpt.read_json(run_dir / KSD_FILE)
-    return None
+    return rundir.read_ksd(run_dir)
 
 
 def ksd_lines(diagnostics: dict | None) -> list[str]:
@@ -198,11 +196,11 @@ def write_report(
     """
     run_dir = Path(run_dir)
     run = load_run(run_dir)
-    meta = read_metadata(run_dir)
+    meta = rundir.read_metadata(run_dir)
     diagnostics = _ksd(run, run_dir, meta, data)
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
-    history_file = run_dir / ckpt.HISTORY
+    history_file = run_dir / rundir.HISTORY
     history = np.empty(0)
     if history_file.exists():
         history = np.genfromtxt(history_file, delimiter=",", names=True, ndmin=1)
@@ -220,7 +218,7 @@ def write_report(
         *ksd_lines(diagnostics),
     ]
     if diagnostics is not None:
-        ckpt.write_json(out / KSD_FILE, diagnostics)
+        rundir.write_ksd(out, diagnostics)
     if run.diagnostics is not None:
         d = run.diagnostics
         lines.append(

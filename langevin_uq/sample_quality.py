@@ -1,7 +1,7 @@
 """Sample quality of a fitted run: the score of the posterior it targets, and the KSD of its draws.
 
 Every method (``ls``, ``bbvi-*``, ``nuts``) targets the same unnormalised posterior over the
-stochastic weights (`langevin_uq.baselines.model.ProbabilisticModel`, METHOD section 5 and 7):
+stochastic weights (`langevin_uq.methods.probabilistic.ProbabilisticModel`, METHOD section 5 and 7):
 
     p(w_S) ∝ N(w_S; w_bar, diag s^2) exp(-L(w_S) / beta)
 
@@ -23,24 +23,20 @@ import jax.random as jr
 import numpy as np
 from scipy.stats import norm
 
-from . import checkpoint as ckpt
+from . import rundir
 from ._types import Array, Float, PRNGKeyArray
 from .data import Trajectories, split
 from .diagnostics import ksd_report, verdict
 from .errors import DataError
 from .posterior import EmpiricalPosterior, LangevinPosterior
+from .prepare import relabel_groups, run_likelihood
+from .prior import ou_prior
 from .problem import group_inputs, predict_groups, training_arrays
-from .run import (
-    FittedRun,
-    _keys,
-    _prior,
-    _relabel_groups,
-    build_run_likelihood,
-    sample_weights,
-)
+from .run import FittedRun, sample_weights
 from .sampler import Drift, LangevinSampler
+from .seeding import fit_keys
 
-KSD_FILE = ckpt.KSD
+KSD_FILE = rundir.KSD
 """Where a run directory (and its ``report/``) keeps `run_diagnostics`'s dict."""
 DENSITY_LIKELIHOODS = ("gaussian", "marginal-mixture")
 """Likelihood kinds that are densities; the energy score is a scoring rule, with no posterior
@@ -85,12 +81,12 @@ def _data_term(run: FittedRun, data: Trajectories):
             f"the data have {data.n_outputs} outputs but the run's model predicts {n_outputs}; "
             "pass the data the run was fitted to"
         )
-    data = _relabel_groups(data)
-    train, _ = split(data, config.data.validation_fraction, _keys(config.train.seed)["split"])
+    data = relabel_groups(data)
+    train, _ = split(data, config.data.validation_fraction, fit_keys(config.train.seed)["split"])
     inputs = group_inputs(scaler.transform(data), dtype)
     train_s = scaler.transform(train)
     y_mle = predict_groups(partition, run.w_mle, inputs)
-    likelihood = build_run_likelihood(config, train_s, inputs.n_groups, y_mle, scaler, dtype)
+    likelihood = run_likelihood(config, train_s, inputs.n_groups, y_mle, scaler, dtype)
     return likelihood, inputs, training_arrays(train_s, dtype)
 
 
@@ -115,7 +111,7 @@ def posterior_score_fn(
         return None
     likelihood, inputs, arrays = _data_term(run, data)
     config, partition, dtype = run.config, run.partition, run.w_mle.dtype
-    prior = _prior(config, partition, run.w_mle)
+    prior = ou_prior(partition, run.w_mle, config.prior)
     beta = jnp.asarray(config.train.beta, dtype)
     one = jnp.asarray(1.0, dtype)
 

@@ -20,3 +20,13 @@ def stream(seed: int, name: str) -> PRNGKeyArray:
     """The key of the stream ``name`` of integer ``seed`` (a pure function of both)."""
     tag = zlib.crc32(f"langevin-uq/{name}".encode()) & 0x7FFFFFFF
     return jr.fold_in(jr.key(seed), tag)
+
+
+FIT_STREAMS = ("split", "model", "drift", "train", "samples")
+"""The streams of `langevin_uq.run.fit`: validation split, data-model init, drift init,
+training (NUTS chains) and the run's posterior samples."""
+
+
+def fit_keys(seed: int) -> dict[str, PRNGKeyArray]:
+    """The keys of `FIT_STREAMS` for integer ``seed``: ``stream(seed, "fit/<name>")``."""
+    return {name: stream(seed, f"fit/{name}") for name in FIT_STREAMS}

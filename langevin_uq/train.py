@@ -1,29 +1,29 @@
-"""MLE pre-fit and ELBO training of the Langevin hypernetwork (METHOD sections 4 and 8).
+"""MLE pre-fit and the training of the ELBO-trained methods (METHOD sections 4 and 8).
 
-Both loops run a fixed number of epochs per jitted call as one `lax.scan` (the chunk), so the
-host sees the state only for the progress bar, the history and checkpoints. The key of epoch
-``e`` is ``fold_in(key, e)``: a run resumed from a checkpoint draws exactly the keys an
-uninterrupted run would have drawn.
+The MLE loop and the jitted chunk step run a fixed number of epochs per jitted call as one
+`lax.scan` (the chunk), so the host sees the state only for the progress bar, the history and
+checkpoints (`train_loop`). The key of epoch ``e`` is ``fold_in(key, e)``: a run resumed from a
+checkpoint draws exactly the keys an uninterrupted run would have drawn.
 """
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 import optax
 
+from . import rundir
+from ._interrupt import deferred_sigint
 from ._types import Array, Float, Int, PRNGKeyArray, PyTree
-from .likelihoods import AbstractLikelihood, energy_score_per_trajectory
-from .problem import (
-    GroupInputs,
-    TrainingArrays,
-    predict_ensemble_finite,
-    predict_groups,
-)
-from .sampler import Drift, LangevinSampler, anneal_gamma
+from .errors import TrainingInterrupted
+from .likelihoods import energy_score_per_trajectory
+from .problem import GroupInputs, TrainingArrays, predict_groups
 from .weights import WeightPartition
 
 CHUNK = 10
@@ -106,18 +106,11 @@ def fit_mle(
 # --------------------------------------------------------------------------- ELBO training
 
 
-class Trainable(eqx.Module):
-    """What the ELBO optimises: the drift network and, for ``bll-reopt``, ``w_D``."""
-
-    drift: Drift
-    w_d: Float[Array, " nd"] | None
-
-
 class TrainState(eqx.Module):
     """Everything a checkpoint holds: the next epoch, the trainables and Adam's state.
 
-    ``params`` is a `Trainable` for the Langevin sampler and the guide's unconstrained
-    parameters for BBVI.
+    ``params`` is a `langevin_uq.methods.ls.Trainable` for the Langevin sampler and the guide's
+    unconstrained parameters for BBVI.
     """
 
     epoch: Int[Array, ""]
@@ -135,56 +128,6 @@ class EpochInfo(NamedTuple):
     gamma: Array
     grad_norm: Array
     active: Array
-
-
-class ELBO(eqx.Module):
-    """The loss of Eq. 13: data term of the likelihood plus ``beta`` times the path KL.
-
-    Attributes:
-        sampler: the prior, pseudo-time grid and initial condition of the replicas.
-        partition: flat-weight layout and the ``w_S``/``w_D`` split.
-        likelihood: the data term.
-        inputs: one input per condition group.
-        train, validation: observed trajectories (validation may be ``None``).
-        w_d_fixed: ``w_D`` when it is not optimised (``bll-fixed``; empty for ``full``).
-        replicas: number of replicas R.
-        beta: weight of the KL.
-        batch: trajectories per epoch in the data term (``0`` = all).
-        gamma0, anneal_epochs: the diffusion annealing schedule.
-    """
-
-    sampler: LangevinSampler
-    partition: WeightPartition
-    likelihood: AbstractLikelihood
-    inputs: GroupInputs
-    train: TrainingArrays
-    validation: TrainingArrays | None
-    w_d_fixed: Float[Array, " nd"]
-    replicas: int = eqx.field(static=True)
-    beta: float = eqx.field(static=True)
-    batch: int = eqx.field(static=True)
-    gamma0: float = eqx.field(static=True)
-    anneal_epochs: int = eqx.field(static=True)
-
-    def __call__(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
-        """``(loss, (nll, kl, heldout, gamma))`` of one epoch's Monte Carlo estimate."""
-        w_s, kl, gamma = self.replicas_at(params, key, epoch)
-        k_batch = jr.split(key)[1]
-        w_d = self.w_d_fixed if params.w_d is None else params.w_d
-        w = self.partition.join(w_s, w_d)
-        y_max = jnp.max(jnp.abs(self.train.y))
-        pred, _ = predict_ensemble_finite(self.partition, w, self.inputs, y_max)
-        y, group, scale = minibatch(self.train, self.batch, k_batch, pred.dtype)
-        nll = self.likelihood.loss(pred, y, group, scale, self.partition.log_sigma(w))
-        kl = jnp.mean(kl)
-        heldout = heldout_score(pred, self.validation)
-        return nll + self.beta * kl, (nll, kl, heldout, gamma)
-
-    def replicas_at(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
-        """The epoch's replicas ``w_S`` ``(R, ns)``, their path-KLs ``(R,)`` and gamma."""
-        gamma = anneal_gamma(epoch, self.gamma0, self.anneal_epochs)
-        w_s, kl, _ = self.sampler.simulate(params.drift, jr.split(key)[0], self.replicas, gamma)
-        return w_s, kl, gamma
 
 
 def minibatch(
@@ -223,7 +166,8 @@ def make_chunk_step(
 
     Args:
         objective: ``objective(params, key, epoch) -> (loss, (nll, kl, heldout, gamma))``;
-            `ELBO` for the Langevin sampler, `langevin_uq.baselines.bbvi.BBVIObjective` for BBVI.
+            `langevin_uq.methods.ls.ELBO` for the Langevin sampler,
+            `langevin_uq.methods.bbvi.BBVIObjective` for BBVI.
         optimiser: the gradient transformation applied to the trainable arrays of the params.
         epochs: total epochs of the run.
 
@@ -267,3 +211,81 @@ def make_chunk_step(
         return state, info, diverged
 
     return chunk
+
+
+# --------------------------------------------------------------------------- host loop
+
+
+def optimiser(tr) -> optax.GradientTransformation:
+    """Adam on the ``[train]`` schedule: constant or cosine, after a linear warm-up."""
+    if tr.lr_schedule == "constant" or tr.epochs == 0:
+        schedule = optax.constant_schedule(tr.lr)
+    else:
+        decay = tr.epochs - tr.lr_warmup
+        schedule = optax.cosine_decay_schedule(tr.lr, decay, alpha=tr.lr_final)
+    if tr.lr_warmup:
+        # Adam's first steps move every parameter by about lr whatever its gradient; a ramp
+        # keeps them from throwing a drift that starts at a good law far from it.
+        ramp = optax.linear_schedule(tr.lr / tr.lr_warmup, tr.lr, tr.lr_warmup)
+        schedule = optax.join_schedules([ramp, schedule], [tr.lr_warmup])
+    adam = optax.adam(schedule)
+    if tr.grad_clip > 0:
+        return optax.chain(optax.clip_by_global_norm(tr.grad_clip), adam)
+    return adam
+
+
+def train_loop(
+    chunk, state: TrainState, key, tr, history: list[tuple], run_dir: Path | None, progress: bool
+) -> tuple[TrainState, bool]:
+    """Run chunks to ``tr.epochs``; returns the state and whether training diverged.
+
+    Appends a `langevin_uq.rundir.HISTORY_COLUMNS` row per epoch to ``history``. Checkpoints
+    every ``tr.checkpoint_every`` epochs, at the end and on divergence (the last good state).
+    The first SIGINT finishes the chunk under way, saves, and raises `TrainingInterrupted`.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("fit"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[status]}"))  # fmt: skip
+    with deferred_sigint() as interrupted, Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("fit", total=tr.epochs, completed=int(state.epoch), status="")
+        last_saved = int(state.epoch)
+        while int(state.epoch) < tr.epochs:
+            start = int(state.epoch)
+            t0 = time.perf_counter()
+            new_state, info, diverged = chunk(state, key)
+            info = jax.device_get(info)
+            n_done = int(np.sum(info.active))
+            per_epoch = (time.perf_counter() - t0) / max(n_done, 1)
+            for i in range(n_done):
+                history.append((start + i + 1, info.loss[i], info.nll[i], info.kl[i], per_epoch,
+                                info.heldout[i], info.gamma[i], info.grad_norm[i]))  # fmt: skip
+            state = new_state
+            if bool(diverged):
+                if run_dir is not None:
+                    rundir.save_progress(run_dir, state, history)
+                return state, True
+            if n_done:
+                i = n_done - 1
+                status = f"loss {info.loss[i]:.4g}  nll {info.nll[i]:.4g}  kl {info.kl[i]:.4g}"
+                bar.update(task, completed=int(state.epoch), status=status)
+            epoch = int(state.epoch)
+            due = epoch // tr.checkpoint_every > last_saved // tr.checkpoint_every
+            if run_dir is not None and (due or epoch >= tr.epochs or interrupted()):
+                rundir.save_progress(run_dir, state, history)
+                last_saved = epoch
+            if interrupted():
+                where = f"the checkpoint in {run_dir}" if run_dir is not None else "nothing"
+                raise TrainingInterrupted(
+                    f"interrupted after epoch {epoch} of {tr.epochs}; {where} holds it"
+                    + ("; fit --resume continues the run" if run_dir is not None else "")
+                )
+    if run_dir is not None and tr.epochs == 0:  # untrained: the starting drift is the result
+        rundir.save_progress(run_dir, state, history)
+    return state, False

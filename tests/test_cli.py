@@ -23,7 +23,7 @@ import xarray as xr
 from langevin_uq.config import Config
 from langevin_uq.data import load_trajectories, save_trajectories
 from langevin_uq.errors import ConfigError
-from langevin_uq.run import HISTORY_COLUMNS
+from langevin_uq.rundir import HISTORY_COLUMNS
 from langevin_uq.systems.ou import OUSystem, simulate_ou
 
 N, T = 4, 6

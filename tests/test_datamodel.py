@@ -14,6 +14,7 @@ import xarray as xr
 from conftest import TINY_TOML
 
 from langevin_uq import checkpoint as ckpt
+from langevin_uq import rundir
 from langevin_uq.datamodel import check_data_model, solve
 from langevin_uq.errors import ConfigError, RunDirError
 from langevin_uq.run import fit, load_run
@@ -143,7 +144,7 @@ def test_check_data_model_refuses_a_wrong_observation():
 
 
 def _samples(run_dir: Path) -> np.ndarray:
-    return ckpt.load_arrays(run_dir / ckpt.SAMPLES)["w"]
+    return ckpt.load_arrays(run_dir / rundir.SAMPLES)["w"]
 
 
 def test_cli_fit_resume_and_sample_with_a_module_are_exact(cli, tmp_path, data_file):
@@ -157,9 +158,9 @@ def test_cli_fit_resume_and_sample_with_a_module_are_exact(cli, tmp_path, data_f
     )
     whole, part = tmp_path / "whole", tmp_path / "part"
     assert cli("fit", data_file, "--config", config, "--out", whole, "--no-progress")[0] == 0
-    names = list(np.load(whole / ckpt.SAMPLES)["names"])
+    names = list(np.load(whole / rundir.SAMPLES)["names"])
     assert names == ["log_k[0]", "log_sigma[0]"]  # level is a constant
-    meta = json.loads((whole / ckpt.METADATA).read_text())["model"]
+    meta = json.loads((whole / rundir.METADATA).read_text())["model"]
     assert meta["kind"] == "module" and meta["module"].endswith("model.py:Decay")
     # Half the epochs, then resume to all of them: the same samples, bit for bit.
     half = tmp_path / "half.toml"
@@ -178,7 +179,7 @@ def test_cli_fit_resume_and_sample_with_a_module_are_exact(cli, tmp_path, data_f
         code, _, err = cli("predict", whole, "--data", data_file, "--out", path, "--n", "64",
                            *flags)  # fmt: skip
         assert code == 0, err
-    sigma = np.exp(np.load(whole / ckpt.SAMPLES)["w"][:, 1]).mean()
+    sigma = np.exp(np.load(whole / rundir.SAMPLES)["w"][:, 1]).mean()
     spread = [float(xr.open_dataset(p)["std"].mean()) for p in (plain, noisy)]
     assert spread[1] > spread[0] and spread[1] > 0.5 * sigma
     # A changed model file is refused by every later command.

@@ -17,7 +17,8 @@ import pytest
 from test_sampler import _grid_posterior
 
 from langevin_uq.config import Config
-from langevin_uq.run import fit, read_history, sample_weights
+from langevin_uq.run import fit, sample_weights
+from langevin_uq.rundir import read_history
 from langevin_uq.systems.ou import OUSystem, simulate_ou
 from langevin_uq.systems.schlogl import SchloglSystem, simulate_schlogl
 

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
-from baselines.linear_gaussian import LINEAR_GAUSSIAN, exact_posterior, noisy_ou
 from conftest import tiny_config
+from methods.linear_gaussian import LINEAR_GAUSSIAN, exact_posterior, noisy_ou
 
 from langevin_uq.config import Config
 from langevin_uq.errors import ConfigError

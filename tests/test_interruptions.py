@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from langevin_uq import checkpoint as ckpt
+from langevin_uq import rundir
 from langevin_uq.config import Config
 from langevin_uq.errors import TrainingDivergedError
 from langevin_uq.run import fit, load_run
@@ -56,7 +57,7 @@ def _fit_command(data_file, config: Path, out: Path) -> list[str]:
 
 
 def _samples(run_dir: Path) -> np.ndarray:
-    return ckpt.load_arrays(run_dir / ckpt.SAMPLES)["w"]
+    return ckpt.load_arrays(run_dir / rundir.SAMPLES)["w"]
 
 
 # --------------------------------------------------------------------------- SIGINT
@@ -67,7 +68,7 @@ def test_ctrl_c_saves_exits_130_and_resumes_exactly(tmp_path, data_file):
     config = _config(tmp_path, 10**6)
     proc = subprocess.Popen(_fit_command(data_file, config, out), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (out / ckpt.CHECKPOINT).exists():
+    while not (out / rundir.CHECKPOINT).exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
@@ -78,7 +79,7 @@ def test_ctrl_c_saves_exits_130_and_resumes_exactly(tmp_path, data_file):
     assert "--resume" in lines[0] and "Traceback" not in err
     stopped = load_run(out).epoch
     assert 0 < stopped < 10**6 and stopped % 10 == 0
-    history = (out / ckpt.HISTORY).read_text().splitlines()
+    history = (out / rundir.HISTORY).read_text().splitlines()
     assert len(history) == stopped + 1
 
     # Resume to a few epochs past the interruption (train.epochs may change on resume) and
@@ -124,7 +125,7 @@ def kill_and_resume(tmp_path: Path, data_file, kills: int, epochs: int, seed: in
                 break
             finally:
                 proc.stderr.close()
-        if not (out / ckpt.SAMPLES).exists():
+        if not (out / rundir.SAMPLES).exists():
             done = subprocess.run(_fit_command(data_file, config, out), capture_output=True)
             assert done.returncode == 0, done.stderr
         np.testing.assert_array_equal(_samples(out), _samples(reference))
@@ -136,7 +137,7 @@ def kill_and_resume(tmp_path: Path, data_file, kills: int, epochs: int, seed: in
 
 def _saved_epoch(run_dir: Path) -> int | None:
     """The epoch in the checkpoint (``None`` before the first one); it must always load."""
-    if not (run_dir / ckpt.CHECKPOINT).exists():
+    if not (run_dir / rundir.CHECKPOINT).exists():
         return None
     return load_run(run_dir).epoch
 
@@ -190,7 +191,7 @@ def test_a_diverging_sampler_stops_cleanly_with_the_checkpoint_intact(
     assert "divergence_retries" in message and "\n" not in message
     run = load_run(run_dir)  # the last good state (here the initial one) loads
     assert run.epoch == 0
-    assert not (run_dir / ckpt.SAMPLES).exists()
+    assert not (run_dir / rundir.SAMPLES).exists()
     assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == []
 
 
@@ -199,9 +200,9 @@ def test_divergence_retries_halve_dtau_and_finish(ou_data, make_config, tmp_path
     run_dir = tmp_path / "run"
     config = make_config(**HUGE_DTAU, train={"divergence_retries": 10})
     run = fit(ou_data, config, run_dir=run_dir)
-    halvings = json.loads((run_dir / ckpt.METADATA).read_text())["dtau_halvings"]
+    halvings = json.loads((run_dir / rundir.METADATA).read_text())["dtau_halvings"]
     assert halvings == 2
-    saved = Config.load(run_dir / ckpt.CONFIG)
+    saved = Config.load(run_dir / rundir.CONFIG)
     assert saved.sampler.dtau == 2.0 / 2**halvings
     assert saved.sampler.steps == config.sampler.steps * 2**halvings
     assert run.config == saved and run.epoch == config.train.epochs

@@ -15,12 +15,15 @@ import jax.random as jr
 import numpy as np
 import pytest
 
+import langevin_uq.methods.ls as ls_module
 import langevin_uq.run as run_module
 import langevin_uq.train as train_module
+from langevin_uq import rundir
 from langevin_uq.config import Config
 from langevin_uq.data import from_arrays
 from langevin_uq.errors import ConfigError, RunDirError, TrainingDivergedError
-from langevin_uq.run import HISTORY_COLUMNS, fit, load_run, predict, sample_weights
+from langevin_uq.run import fit, load_run, predict, sample_weights
+from langevin_uq.rundir import HISTORY_COLUMNS
 from langevin_uq.systems.ou import OUSystem, simulate_ou
 
 
@@ -135,7 +138,7 @@ def resumed(tmp_path_factory, ou_data, make_config):
     first = fit(ou_data, config.replace(train={"epochs": 10}), run_dir=run_dir)
     assert first.epoch == 10
     stage()
-    save = run_module._save
+    save = rundir.save_progress
 
     def save_then_die(directory, state, rows):
         save(directory, state, rows)
@@ -143,7 +146,7 @@ def resumed(tmp_path_factory, ou_data, make_config):
             raise _Interrupted
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(run_module, "_save", save_then_die)
+        mp.setattr(rundir, "save_progress", save_then_die)
         with pytest.raises(_Interrupted):
             fit(ou_data, config, run_dir=run_dir, resume=True)
     stage()
@@ -244,7 +247,7 @@ def test_load_run_rebuilds_the_fitted_run(straight):
 def diverged(tmp_path_factory, ou_data, make_config):
     """A 20-epoch run whose loss turns NaN in epoch 14 (the diffusion multiplier is poisoned
     from epoch index 13 on), after its scheduled checkpoint at epoch 10."""
-    anneal = train_module.anneal_gamma
+    anneal = ls_module.anneal_gamma
 
     def poisoned(epoch, gamma0, anneal_epochs):
         return jnp.where(epoch >= 13, jnp.nan, anneal(epoch, gamma0, anneal_epochs))
@@ -252,7 +255,7 @@ def diverged(tmp_path_factory, ou_data, make_config):
     config = make_config(train={"epochs": 20})
     run_dir = tmp_path_factory.mktemp("diverged") / "run"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_module, "anneal_gamma", poisoned)
+        mp.setattr(ls_module, "anneal_gamma", poisoned)
         with pytest.raises(TrainingDivergedError) as info:
             fit(ou_data, config, run_dir=run_dir)
     return config, run_dir, str(info.value)
@@ -442,7 +445,7 @@ def test_lr_warmup_ramps_the_first_adam_steps_up_to_lr():
     from langevin_uq.config import TrainOptions
 
     lr, warmup = 1e-2, 10
-    optimiser = run_module._optimiser(TrainOptions(epochs=100, lr=lr, lr_warmup=warmup,
+    optimiser = train_module.optimiser(TrainOptions(epochs=100, lr=lr, lr_warmup=warmup,
                                                    grad_clip=0.0))  # fmt: skip
     params = jnp.zeros(3)
     state = optimiser.init(params)

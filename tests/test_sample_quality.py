@@ -11,7 +11,8 @@ from conftest import tiny_config
 from langevin_uq import sample_quality
 from langevin_uq.data import Trajectories
 from langevin_uq.errors import DataError
-from langevin_uq.run import fit, read_metadata
+from langevin_uq.run import fit
+from langevin_uq.rundir import read_metadata
 from langevin_uq.sample_quality import posterior_score_fn, run_diagnostics
 
 

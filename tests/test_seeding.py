@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from langevin_uq.data import split
-from langevin_uq.run import _keys
-from langevin_uq.seeding import stream
+from langevin_uq.seeding import fit_keys, stream
 from langevin_uq.systems.ou import OUSystem, ou_true_weights, simulate_ou
 
 
@@ -22,7 +21,7 @@ def _naive_keys(seed: int) -> set[tuple[int, ...]]:
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_library_streams_avoid_the_keys_user_code_derives_from_the_same_seed(seed):
     names = ["simulate", "sample", "demo/data", "demo/held-out", "demo/samples"]
-    ours = [stream(seed, name) for name in names] + list(_keys(seed).values())
+    ours = [stream(seed, name) for name in names] + list(fit_keys(seed).values())
     data = {tuple(np.asarray(jr.key_data(k)).tolist()) for k in ours}
     assert len(data) == len(ours)
     assert not data & _naive_keys(seed)
@@ -42,7 +41,7 @@ def test_fit_validation_split_is_independent_of_data_simulated_with_the_same_see
     system = OUSystem(n=1024, n_times=4)
     data = simulate_ou(system, jr.key(seed))
     w = np.asarray(ou_true_weights(system, jr.key(seed)))
-    _, val = split(data, 0.1, _keys(seed)["split"])
+    _, val = split(data, 0.1, fit_keys(seed)["split"])
     is_val = np.isin(np.arange(system.n), _indices(data, val))
     for j in range(2):
         se = w[:, j].std() * np.sqrt(1 / is_val.sum() + 1 / (~is_val).sum())

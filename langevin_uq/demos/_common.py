@@ -7,11 +7,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..checkpoint import HISTORY
 from ..config import Config
 from ..data import Trajectories
 from ..report import group_scores, predict_per_group, write_report
-from ..run import HISTORY_COLUMNS, FittedRun, fit, read_history, read_metadata, sample_weights
+from ..run import FittedRun, fit, sample_weights
+from ..rundir import HISTORY, HISTORY_COLUMNS, read_history, read_metadata
 from ..seeding import stream
 
 

@@ -1,4 +1,4 @@
-"""BBVI against the exact linear-Gaussian posterior (tests/baselines/conftest.py).
+"""BBVI against the exact linear-Gaussian posterior (tests/methods/linear_gaussian.py).
 
 The Gaussian family contains the exact posterior, so the full-covariance guide must reach it;
 the mean-field guide must reach the known mean-field optimum: the exact mean and variances
@@ -13,7 +13,7 @@ import pytest
 from conftest import tiny_config
 from linear_gaussian import LINEAR_GAUSSIAN, exact_posterior, noisy_ou
 
-from langevin_uq.baselines import bbvi
+from langevin_uq.methods import bbvi
 from langevin_uq.posterior import GaussianPosterior
 from langevin_uq.run import fit, load_run, sample_weights
 

@@ -1,4 +1,5 @@
-"""Black-box variational inference (BBVI) with a Gaussian guide, through NumPyro's ELBO.
+"""Black-box variational inference (``method.kind = "bbvi-*"``): a Gaussian guide trained
+through NumPyro's ELBO.
 
 The guide is ``N(loc, L L^T)`` over the stochastic weights with ``L`` a full lower-triangular
 factor (``bbvi-full``; on OU the paper's five-parameter bivariate Gaussian) or a diagonal one
@@ -12,6 +13,8 @@ has the same form as the Langevin sampler's Eq. 13 with the path KL replaced by 
 guide, so `langevin_uq.train.make_chunk_step` trains both.
 """
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -24,10 +27,12 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer import TraceMeanField_ELBO
 
 from .._types import Array, Float, Int, PRNGKeyArray, PyTree
+from ..config import MethodOptions, TrainOptions
 from ..posterior import GaussianPosterior
 from ..problem import TrainingArrays, predict_ensemble
 from ..train import heldout_score, minibatch
-from .model import ProbabilisticModel
+from .base import AbstractMethod
+from .probabilistic import ProbabilisticModel, probabilistic_model
 
 KINDS = ("bbvi-full", "bbvi-meanfield")
 
@@ -130,3 +135,40 @@ class BBVIObjective(eqx.Module):
             pred = predict_ensemble(self.model.partition, w, self.model.inputs)
             heldout = heldout_score(pred, self.validation)
         return loss, (nll, kl, heldout, jnp.asarray(1.0, dtype))
+
+
+class BBVIMethod(AbstractMethod):
+    """A Gaussian guide of ``[method]`` (full or mean-field covariance) trained with ``[train]``.
+
+    Its parameters are the guide's unconstrained ``loc`` and scale (and ``w_d`` for
+    ``bll-reopt``), starting at the MLE's ``w_S`` with sd ``method.init_scale``.
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = KINDS
+    min_epochs: ClassVar[int] = 1
+
+    method: MethodOptions
+    train: TrainOptions
+
+    @property
+    def full(self) -> bool:
+        return self.method.kind == "bbvi-full"
+
+    def skeleton(self, setup, record: dict | None) -> dict[str, Array]:
+        w_s, w_d = setup.partition.split(setup.w_mle)
+        w_d_opt = w_d if setup.partition.reoptimise_deterministic else None
+        return init_params(w_s, self.method.init_scale, self.full, w_d_opt)
+
+    def objective(self, problem, record: dict | None) -> BBVIObjective:
+        tr = self.train
+        model = probabilistic_model(
+            problem, full_covariance=self.full, particles=self.method.particles, beta=tr.beta
+        )
+        guide = GaussianGuide(full=self.full, particles=model.particles, beta=model.beta)
+        return BBVIObjective(
+            model=model, guide=guide, train=problem.train, validation=problem.validation,
+            batch=tr.batch_trajectories,
+        )  # fmt: skip
+
+    def posterior(self, setup, params: dict[str, Array], record: dict | None):
+        return posterior(params, self.full), params.get("w_d", setup.w_d)

@@ -1,4 +1,5 @@
-"""The No-U-Turn sampler through NumPyro: the reference posterior for probabilistic likelihoods.
+"""The No-U-Turn sampler (``method.kind = "nuts"``) through NumPyro: the reference posterior
+for probabilistic likelihoods.
 
 Runs ``chains`` chains from the MLE after ``warmup`` adaptation steps each, in parallel over
 devices when there are enough of them (else one after the other), and reports the split R-hat,
@@ -6,7 +7,7 @@ the effective sample size per weight and the number of divergent transitions.
 """
 
 import time
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,10 @@ from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.infer import MCMC, NUTS, init_to_value
 
 from .._types import Array, Bool, Float, Int, PRNGKeyArray
-from .model import ProbabilisticModel
+from ..config import MethodOptions, TrainOptions
+from ..posterior import EmpiricalPosterior
+from .base import AbstractMethod
+from .probabilistic import ProbabilisticModel, probabilistic_model
 
 
 class NUTSResult(NamedTuple):
@@ -105,3 +109,32 @@ def run_nuts(
     )
     ess = np.asarray(effective_sample_size(draws64))
     return NUTSResult(draws, diverging, r_hat, ess, seconds, method)
+
+
+class NUTSMethod(AbstractMethod):
+    """NUTS chains of ``[method]`` from the MLE's ``w_S``; nothing is trained.
+
+    It needs a density (no energy score), a fixed ``w_D`` and ``train.beta > 0``.
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = ("nuts",)
+    likelihoods: ClassVar[tuple[str, ...]] = ("gaussian", "marginal-mixture")
+    reoptimises: ClassVar[bool] = False
+    trained: ClassVar[bool] = False
+
+    method: MethodOptions
+    train: TrainOptions
+
+    def run(self, problem, key: PRNGKeyArray, *, progress: bool = False) -> NUTSResult:
+        m = self.method
+        model = probabilistic_model(problem, beta=self.train.beta)
+        return run_nuts(
+            model, problem.train.y, problem.train.group, problem.partition.split(problem.w_mle)[0],
+            key, warmup=m.warmup, samples=m.samples, chains=m.chains,
+            target_accept=m.target_accept, max_tree_depth=m.max_tree_depth, progress=progress,
+        )  # fmt: skip
+
+    def posterior(self, setup, params: np.ndarray, record: dict | None):
+        """``params``: the draws of ``w_S``, ``(chains, draws, ns)``."""
+        w_s = jnp.asarray(params, setup.dtype).reshape(-1, setup.partition.n_stochastic)
+        return EmpiricalPosterior(w_s), setup.w_d

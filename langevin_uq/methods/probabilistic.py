@@ -72,3 +72,15 @@ class ProbabilisticModel(eqx.Module):
         numpyro.factor(
             "data", -w_s.shape[0] * self.likelihood.loss(pred, y, group, scale, log_sigma)
         )
+
+
+def probabilistic_model(
+    problem, *, full_covariance: bool = False, particles: int = 0, beta: float = 1.0
+) -> ProbabilisticModel:
+    """The NumPyro model of a `langevin_uq.prepare.Problem`: its data model, likelihood and
+    prior, ``w_D`` at the MLE (a NumPyro param when the partition re-optimises it)."""
+    return ProbabilisticModel(
+        partition=problem.partition, likelihood=problem.likelihood, inputs=problem.inputs,
+        prior=problem.prior, w_d=problem.w_d, full_covariance=full_covariance,
+        reoptimise=problem.partition.reoptimise_deterministic, particles=particles, beta=beta,
+    )  # fmt: skip

@@ -1,0 +1,254 @@
+"""The Langevin sampler (``method.kind = "ls"``): a learned-drift SDE trained on the ELBO.
+
+The drift starts from a Gaussian fitted at the MLE (`drift_start`, METHOD section 6), with an
+extra precision calibrated on the first epoch's ELBO (``drift_init = "laplace"``) or a fixed
+Gauss-Newton h-transform (``"gauss-newton"``); `ELBO` is the loss of Eq. 13. A divergence can be
+retried from the last good state with ``sampler.dtau`` halved (`LangevinMethod.retries`).
+"""
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .._types import Array, Float, Int, PRNGKeyArray
+from ..config import SamplerOptions, TrainOptions
+from ..errors import TrainingDivergedError
+from ..htransform import GaussianStart, GaussNewtonTransform, gaussian_start, prediction_jacobian
+from ..likelihoods import AbstractLikelihood
+from ..posterior import LangevinPosterior
+from ..problem import GroupInputs, TrainingArrays, group_means, predict_ensemble_finite
+from ..sampler import (
+    Drift,
+    LangevinSampler,
+    anneal_gamma,
+    auto_final_dtau,
+    calibrate_start,
+    pseudo_time_grid,
+)
+from ..seeding import fit_keys, stream
+from ..train import heldout_score, minibatch
+from ..weights import WeightPartition
+from .base import AbstractMethod, kept_in
+
+
+class Trainable(eqx.Module):
+    """What the ELBO optimises: the drift network and, for ``bll-reopt``, ``w_D``."""
+
+    drift: Drift
+    w_d: Float[Array, " nd"] | None
+
+
+class ELBO(eqx.Module):
+    """The loss of Eq. 13: data term of the likelihood plus ``beta`` times the path KL.
+
+    Attributes:
+        sampler: the prior, pseudo-time grid and initial condition of the replicas.
+        partition: flat-weight layout and the ``w_S``/``w_D`` split.
+        likelihood: the data term.
+        inputs: one input per condition group.
+        train, validation: observed trajectories (validation may be ``None``).
+        w_d_fixed: ``w_D`` when it is not optimised (``bll-fixed``; empty for ``full``).
+        replicas: number of replicas R.
+        beta: weight of the KL.
+        batch: trajectories per epoch in the data term (``0`` = all).
+        gamma0, anneal_epochs: the diffusion annealing schedule.
+    """
+
+    sampler: LangevinSampler
+    partition: WeightPartition
+    likelihood: AbstractLikelihood
+    inputs: GroupInputs
+    train: TrainingArrays
+    validation: TrainingArrays | None
+    w_d_fixed: Float[Array, " nd"]
+    replicas: int = eqx.field(static=True)
+    beta: float = eqx.field(static=True)
+    batch: int = eqx.field(static=True)
+    gamma0: float = eqx.field(static=True)
+    anneal_epochs: int = eqx.field(static=True)
+
+    def __call__(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
+        """``(loss, (nll, kl, heldout, gamma))`` of one epoch's Monte Carlo estimate."""
+        w_s, kl, gamma = self.replicas_at(params, key, epoch)
+        k_batch = jr.split(key)[1]
+        w_d = self.w_d_fixed if params.w_d is None else params.w_d
+        w = self.partition.join(w_s, w_d)
+        y_max = jnp.max(jnp.abs(self.train.y))
+        pred, _ = predict_ensemble_finite(self.partition, w, self.inputs, y_max)
+        y, group, scale = minibatch(self.train, self.batch, k_batch, pred.dtype)
+        nll = self.likelihood.loss(pred, y, group, scale, self.partition.log_sigma(w))
+        kl = jnp.mean(kl)
+        heldout = heldout_score(pred, self.validation)
+        return nll + self.beta * kl, (nll, kl, heldout, gamma)
+
+    def replicas_at(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
+        """The epoch's replicas ``w_S`` ``(R, ns)``, their path-KLs ``(R,)`` and gamma."""
+        gamma = anneal_gamma(epoch, self.gamma0, self.anneal_epochs)
+        w_s, kl, _ = self.sampler.simulate(params.drift, jr.split(key)[0], self.replicas, gamma)
+        return w_s, kl, gamma
+
+
+_RUNAWAY = 1e3
+"""Replicas farther than this many prior scales from the prior mean have left any posterior:
+the SDE step, not the data model, is what diverged."""
+
+
+class LangevinMethod(AbstractMethod):
+    """The Langevin sampler of ``[sampler]``, trained with ``[train]``.
+
+    The record it keeps in ``model.json`` (``drift``) is the drift's shape, fixed when the run
+    starts: ``rank`` and the resolved ``final_dtau`` (a placeholder start of that rank is what a
+    checkpoint loads into), ``max_precision`` and the calibration's ``start_*`` entries.
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = ("ls",)
+    needs_beta: ClassVar[bool] = False
+    retries: ClassVar[bool] = True
+
+    sampler: SamplerOptions
+    train: TrainOptions
+
+    def _sampler(self, setup, record: dict) -> LangevinSampler:
+        s = self.sampler
+        taus = pseudo_time_grid(s.steps, s.dtau, s.schedule, record["final_dtau"])
+        w_s = setup.partition.split(setup.w_mle)[0]
+        return LangevinSampler(prior=setup.prior, taus=taus, init_center=w_s,
+                               init_noise=s.init_noise)  # fmt: skip
+
+    def _params(self, setup, start: GaussianStart, guide) -> Trainable:
+        s = self.sampler
+        drift = Drift(start, s.drift_hidden, prior_start=s.drift_init != "laplace", guide=guide,
+                      key=fit_keys(self.train.seed)["drift"])  # fmt: skip
+        w_d = setup.w_d if setup.partition.reoptimise_deterministic else None
+        return Trainable(drift=drift, w_d=w_d)
+
+    def skeleton(self, setup, record: dict | None) -> Trainable:
+        start = GaussianStart.placeholder(setup.partition.n_stochastic, record["rank"], setup.dtype)
+        guide = None
+        if self.sampler.drift_init == "gauss-newton":
+            n_groups, n_times, n_inputs = setup.grid
+            guide = GaussNewtonTransform.placeholder(
+                setup.partition, n_groups, n_times, setup.scaler.shift.shape[0], n_inputs,
+                setup.dtype, self.sampler.gauss_newton_iterations,
+            )  # fmt: skip
+        return self._params(setup, start, guide)
+
+    def init(self, problem) -> tuple[Trainable, dict]:
+        """The drift's start at the MLE (calibrated for ``"laplace"``) and its record."""
+        s = self.sampler
+        start, record = drift_start(problem, s, self.train.beta)
+        guide = None
+        if s.drift_init == "gauss-newton":
+            guide = GaussNewtonTransform.from_data(
+                problem.partition, problem.inputs, problem.w_d, problem.train.y,
+                problem.train.group, problem.likelihood.sigma, self.train.beta,
+                s.gauss_newton_iterations,
+            )  # fmt: skip
+        params = self._params(problem, start, guide)
+        if s.drift_init == "laplace":
+            params = self._calibrate(self.objective(problem, record), params, record)
+        return params, record
+
+    def _calibrate(self, objective: ELBO, params: Trainable, record: dict) -> Trainable:
+        """The Gaussian start's extra precision (`langevin_uq.sampler.calibrate_start`), chosen
+        by the ELBO on the first epoch's keys; recorded in ``record``."""
+        key = stream(self.train.seed, "fit/calibrate")
+
+        @eqx.filter_jit
+        def loss(drift):
+            return objective(eqx.tree_at(lambda p: p.drift, params, drift), key, jnp.asarray(0))[0]
+
+        drift, extra, tried = calibrate_start(params.drift, loss, record["max_precision"])
+        record.update(start_extra_precision=extra, start_losses=tried)
+        return eqx.tree_at(lambda p: p.drift, params, drift)
+
+    def objective(self, problem, record: dict) -> ELBO:
+        s, tr = self.sampler, self.train
+        return ELBO(
+            sampler=self._sampler(problem, record), partition=problem.partition,
+            likelihood=problem.likelihood, inputs=problem.inputs, train=problem.train,
+            validation=problem.validation, w_d_fixed=problem.w_d, replicas=s.replicas,
+            beta=tr.beta, batch=tr.batch_trajectories, gamma0=s.gamma0,
+            anneal_epochs=s.anneal_epochs,
+        )  # fmt: skip
+
+    def posterior(self, setup, params: Trainable, record: dict):
+        w_d = params.w_d if params.w_d is not None else setup.w_d
+        return LangevinPosterior(sampler=self._sampler(setup, record), drift=params.drift), w_d
+
+    def divergence_message(self, objective, state, key, config, halvings: int, run_dir) -> str:
+        """The replicas ran away (the SDE step) or the data model overflowed (the rate)."""
+        epoch = int(state.epoch)
+        kept = kept_in(run_dir, state)
+        after = f" after {halvings} halving(s) of sampler.dtau" if halvings else ""
+        lr = config.train.lr
+        replicas = eqx.filter_jit(objective.replicas_at)
+        w_s, _, _ = replicas(state.params, jr.fold_in(key, epoch), jnp.asarray(epoch))
+        spread = float(jnp.max(jnp.abs(objective.sampler.prior.whiten(w_s))))
+        if not spread < _RUNAWAY:  # also true for NaN
+            return (
+                f"the Langevin replicas ran away at epoch {epoch + 1}{after} (up to {spread:.3g} "
+                f"prior scales from the prior mean): "
+                f"sampler.dtau = {config.sampler.dtau:g} is likely too large for the learned "
+                f"drift, or train.lr = {lr:g} too high; resume with train.divergence_retries = "
+                f"1 (halves dtau from the last good state) or a lower train.lr{kept}"
+            )
+        return (
+            f"the loss became NaN or infinite at epoch {epoch + 1}{after} with finite replicas: "
+            f"the data model overflowed for some replicas; lower train.lr = {lr:g} or raise "
+            f"model.substeps, then resume{kept}"
+        )
+
+
+def drift_start(problem, s: SamplerOptions, beta: float) -> tuple[GaussianStart, dict]:
+    """The Gaussian start of the drift (`langevin_uq.htransform.gaussian_start`) at the MLE,
+    and the drift's shape: its rank and the resolved ``sampler.final_dtau``."""
+    partition, inputs, train = problem.partition, problem.inputs, problem.train
+    w_s, w_d = partition.split(problem.w_mle)
+    jac = prediction_jacobian(partition, w_s, w_d, inputs)
+    weight = beta if beta > 0 else 1.0
+    curvature = problem.likelihood.curvature(
+        np.asarray(train.y), np.asarray(train.group), inputs.n_groups, weight
+    )
+    if not (np.all(np.isfinite(jac)) and np.all(np.isfinite(curvature))):
+        raise TrainingDivergedError(
+            "the data model's Jacobian at the MLE is not finite, so the sampler cannot start "
+            "from it; check the data, or lower train.mle_lr"
+        )
+    means, counts = group_means(train.y, train.group, inputs.n_groups)
+    residual = np.where(np.asarray(counts)[:, None, None] > 0, means - problem.y_mle, 0.0).ravel()
+    jac, curvature, residual = _with_noise_rows(
+        partition, jac, np.ravel(curvature), residual, train.y.shape, weight
+    )
+    prior = problem.prior
+    start = gaussian_start(jac, curvature, prior.whiten(w_s), prior.scale, s.max_rank,
+                           residual)  # fmt: skip
+    final = s.final_dtau
+    if final == "auto":
+        final = auto_final_dtau(start.max_precision, s.dtau)
+    return start, {"rank": int(start.eigvals.shape[0]), "final_dtau": float(final),
+                   "max_precision": start.max_precision}  # fmt: skip
+
+
+def _with_noise_rows(partition: WeightPartition, jac, curvature, residual, shape, beta):
+    """The Gauss-Newton rows of a learned noise's sampled ``log_sigma`` entries, appended.
+
+    The predictions do not depend on ``log_sigma``, but the likelihood does: at the MLE the
+    curvature of ``N log sigma + SSR / (2 sigma^2)`` in ``log sigma`` is ``2 N`` for ``N``
+    observations of the output. Each sampled entry gets a unit row with that precision (and a
+    zero residual: the MLE is its minimum)."""
+    if not partition.n_noise:
+        return jac, curvature, residual
+    first = partition.n_weights - partition.n_noise
+    columns = {j: k for k, j in enumerate(partition.stochastic_index)}
+    rows = [k for k in range(first, partition.n_weights) if k in columns]
+    if not rows:
+        return jac, curvature, residual
+    extra = np.zeros((len(rows), jac.shape[1]))
+    extra[np.arange(len(rows)), [columns[k] for k in rows]] = 1.0
+    n_obs = shape[0] * shape[1]
+    return (np.concatenate([jac, extra]), np.concatenate([curvature, np.full(len(rows),
+            2.0 * n_obs / beta)]), np.concatenate([residual, np.zeros(len(rows))]))  # fmt: skip

@@ -1,0 +1,228 @@
+"""What a method is fitted on, prepared from the data and the config (the first step of `fit`).
+
+The data model (yours, a ``model.module``, or the built-in neural ODE) and its weight partition;
+the validation split, the output scaling and one input per condition group; the MLE pre-fit;
+the OU prior of the stochastic weights and the likelihood built from the training split and
+the MLE's predictions. `Setup` is the part a run directory rebuilds without the data
+(`langevin_uq.run.load_run`); `Problem` adds the data.
+"""
+
+import time
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._types import Array, Float
+from .config import Config
+from .data import Scaler, Trajectories, split
+from .datamodel import check_data_model, construct, load_model_class
+from .errors import ConfigError, TrainingDivergedError
+from .likelihoods import AbstractLikelihood, build_likelihood
+from .model import build_model
+from .prior import OUPrior, ou_prior
+from .problem import (
+    GroupInputs,
+    TrainingArrays,
+    group_inputs,
+    predict_groups,
+    training_arrays,
+)
+from .seeding import fit_keys
+from .train import fit_mle
+from .weights import WeightPartition, make_partition, preset
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a run's method is built on: a function of the config, the data model and the
+    run's sizes, rebuilt by `langevin_uq.run.load_run` from a run directory.
+
+    Attributes:
+        partition: flat-weight layout and ``w_S``/``w_D`` split.
+        w_mle: the MLE of all weights, ``(nw,)``.
+        prior: the OU prior of ``w_S``.
+        scaler: the output scaling of the training split.
+        grid: the data's ``(groups, times, inputs)``.
+        dtype: the run's float dtype.
+    """
+
+    partition: WeightPartition
+    w_mle: Float[Array, " nw"]
+    prior: OUPrior
+    scaler: Scaler
+    grid: tuple[int, int, int]
+    dtype: type
+
+    @property
+    def w_d(self) -> Float[Array, " nd"]:
+        """The MLE's deterministic weights."""
+        return self.partition.split(self.w_mle)[1]
+
+
+@dataclass(frozen=True)
+class Problem(Setup):
+    """A `Setup` with the data it was prepared from.
+
+    Attributes:
+        data: all trajectories, group ids relabelled ``0..G-1`` (unscaled).
+        train_split, validation_split: the split of ``data`` (validation may be ``None``).
+        inputs: one input per condition group (every group, validation ones too), scaled.
+        train, validation: device arrays of the scaled splits.
+        likelihood: the data term, from the training split and the MLE's predictions.
+        y_mle: the MLE's prediction per group, ``(G, T, ny)``.
+        mle_info: the MLE pre-fit's summary (``model.json``'s ``mle``).
+    """
+
+    data: Trajectories
+    train_split: Trajectories
+    validation_split: Trajectories | None
+    inputs: GroupInputs
+    train: TrainingArrays
+    validation: TrainingArrays | None
+    likelihood: AbstractLikelihood
+    y_mle: np.ndarray
+    mle_info: dict
+
+
+def dtype_of(config: Config):
+    """The run's float dtype (``train.x64`` switches JAX to 64 bits)."""
+    if config.train.x64:
+        jax.config.update("jax_enable_x64", True)
+        return jnp.float64
+    return jnp.float32
+
+
+def relabel_groups(data: Trajectories) -> Trajectories:
+    """``data`` with its condition group ids relabelled ``0..G-1`` (in sorted order)."""
+    _, ids = np.unique(data.group, return_inverse=True)
+    return Trajectories(data.t, data.y, data.x, data.y0, ids.astype(np.int64))
+
+
+def data_model(config: Config, n_outputs: int, n_inputs: int, dtype, model=None):
+    """The data model of a run: ``model`` (a user's module from the Python API), the module
+    of ``[model] module``, or the built-in neural ODE of ``[model]``; its arrays in ``dtype``.
+
+    Returns ``(model, own)``; ``own`` is true for a user's model (it works in the data's units).
+    """
+    m = config.model
+    own = model is not None or bool(m.module)
+    if model is None and m.module:
+        factory = load_model_class(m.module)
+        model = construct(factory, m.args, fit_keys(config.train.seed)["model"])
+    if model is None:
+        model = build_model(
+            n_outputs=n_outputs, n_inputs=n_inputs, hidden_state=m.hidden_state,
+            R_hidden=m.R_hidden, R_activation=m.R_activation, observation=m.observation,
+            Z_hidden=m.Z_hidden, Z_activation=m.Z_activation,
+            key=fit_keys(config.train.seed)["model"],
+        )  # fmt: skip
+    model = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, model)
+    if own:
+        where = f"the model {m.module}" if m.module else f"the model {type(model).__name__}"
+        check_data_model(model, n_outputs, n_inputs, dtype, where=where)
+    return model, own
+
+
+def partition_of(config: Config, model, own: bool, scaler: Scaler) -> WeightPartition:
+    """The weight layout of ``model`` from ``[partition]``, ``[model]`` and the noise."""
+    p = config.partition
+    stochastic, rest = p.stochastic, p.rest
+    if p.variant != "full":
+        stochastic, rest = preset(model, p.variant, p.submodels)
+    n_noise = scaler.shift.shape[0] if config.likelihood.sigma == "learn" else 0
+    return make_partition(model, stochastic=stochastic, rest=rest, fixed=config.model.fixed,
+                          substeps=config.model.substeps, n_noise=n_noise,
+                          units=scaler if own else None)  # fmt: skip
+
+
+def setup(config: Config, model, own: bool, scaler: Scaler, w_mle, grid, dtype) -> Setup:
+    """The `Setup` of a run from its config, data model, scaling, MLE and sizes."""
+    partition = partition_of(config, model, own, scaler)
+    return Setup(partition, w_mle, ou_prior(partition, w_mle, config.prior), scaler, grid, dtype)
+
+
+def prepare(
+    data: Trajectories, config: Config, model, own: bool, dtype, mle: tuple | None = None
+) -> Problem:
+    """Split, scale and lay out ``data`` (group ids ``0..G-1``), fit the MLE, build the likelihood.
+
+    Args:
+        data: the trajectories, group ids relabelled (`relabel_groups`).
+        model, own: the data model and whether it is a user's (`data_model`).
+        mle: a resumed run's ``(w_mle, summary)``; ``None`` fits the MLE.
+    """
+    train, validation = split(
+        data, config.data.validation_fraction, fit_keys(config.train.seed)["split"]
+    )
+    scaler = Scaler.fit(train, config.data.scaling)
+    inputs = group_inputs(scaler.transform(data), dtype)
+    train_s = scaler.transform(train)
+    train_arrays = training_arrays(train_s, dtype)
+    val_arrays = training_arrays(scaler.transform(validation), dtype) if validation else None
+    partition = partition_of(config, model, own, scaler)
+    if mle is None:
+        mle = _fit_mle(config, partition, model, inputs, train_arrays, val_arrays, scaler)
+    w_mle, mle_info = mle
+    y_mle = np.asarray(predict_groups(partition, w_mle, inputs))
+    likelihood = run_likelihood(config, train_s, inputs.n_groups, y_mle, scaler, dtype)
+    return Problem(
+        partition=partition, w_mle=w_mle, prior=ou_prior(partition, w_mle, config.prior),
+        scaler=scaler, grid=(*inputs.t.shape, data.n_inputs), dtype=dtype, data=data,
+        train_split=train, validation_split=validation, inputs=inputs, train=train_arrays,
+        validation=val_arrays, likelihood=likelihood, y_mle=y_mle, mle_info=mle_info,
+    )  # fmt: skip
+
+
+def _fit_mle(config: Config, partition, model, inputs, train, validation, scaler):
+    """The MLE pre-fit from the model's initial weights, and its summary."""
+    t0 = time.perf_counter()
+    tr = config.train
+    result = fit_mle(partition, partition.flatten(model), inputs, train, validation,
+                     epochs=tr.mle_epochs, lr=tr.mle_lr, patience=tr.mle_patience)  # fmt: skip
+    w_mle = _with_noise_mle(partition, result.w, inputs, train, scaler)
+    if not bool(jnp.all(jnp.isfinite(w_mle))):
+        raise TrainingDivergedError("the MLE pre-fit diverged; lower train.mle_lr")
+    return w_mle, {"train_mse": result.train_mse, "validation_mse": result.validation_mse,
+                   "epochs": result.epochs, "seconds": time.perf_counter() - t0}  # fmt: skip
+
+
+def run_likelihood(config: Config, train_s: Trajectories, n_groups: int, y_mle, scaler,
+                   dtype) -> AbstractLikelihood:  # fmt: skip
+    """The run's likelihood from its scaled training split and the MLE's group predictions."""
+    lk = config.likelihood
+    return build_likelihood(
+        lk.kind, y=np.asarray(train_s.y, np.dtype(dtype)), group=train_s.group,
+        n_groups=n_groups, y_mle=np.asarray(y_mle), sigma=_sigma_scaled(lk.sigma, scaler),
+        modes=lk.modes, time_reduction=lk.time_reduction, time_weighting=lk.time_weighting,
+        marginal=lk.marginal, seed=config.train.seed, output_scale=np.asarray(scaler.scale),
+    )  # fmt: skip
+
+
+def _sigma_scaled(sigma, scaler: Scaler):
+    if isinstance(sigma, str):
+        return sigma
+    scale = np.asarray(scaler.scale)
+    if scale.size > 1 and not np.allclose(scale, scale[0]):
+        raise ConfigError(
+            "likelihood.sigma as a number needs equal output scales; set data.scaling = 'none'"
+        )
+    return float(sigma) / float(scale[0])
+
+
+_NOISE_FLOOR = 1e-6
+"""Smallest MLE noise sd, relative to the data's scale: a model that fits exactly would
+otherwise start ``log_sigma`` at minus infinity."""
+
+
+def _with_noise_mle(partition: WeightPartition, w, inputs, train, scaler: Scaler):
+    """``w`` with its ``log_sigma`` entries (a learned noise) at their MLE: the log RMS
+    residual of each output at the model's MLE, in the data's units."""
+    if not partition.n_noise:
+        return w
+    pred = predict_groups(partition, w, inputs)
+    rms = jnp.sqrt(jnp.mean((train.y - pred[train.group]) ** 2, axis=(0, 1)))
+    sigma = jnp.maximum(rms, _NOISE_FLOOR) * jnp.asarray(scaler.scale, w.dtype)
+    return w.at[partition.n_weights - partition.n_noise :].set(jnp.log(sigma))
