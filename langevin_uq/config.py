@@ -62,6 +62,12 @@ class ModelOptions:
             raise ConfigError(f"model.fixed must be a list of leaf paths, got {self.fixed!r}")
         if self.args and not self.module:
             raise ConfigError("model.args are the arguments of model.module, which is not set")
+        location, sep, name = self.module.rpartition(":")
+        if self.module and not (sep and location.strip() and name.isidentifier()):
+            raise ConfigError(
+                f"model.module = {self.module!r} should read 'FILE.py:NAME' or "
+                "'package.module:NAME'"
+            )
 
 
 @dataclass(frozen=True)

@@ -218,8 +218,10 @@ def same_model(run_dir: Path, saved: dict | None, record: dict) -> None:
         )
     if saved.get("kind") == "built-in":
         raise RunDirError(f"the run in {run_dir} was fitted with the built-in model, not yours")
-    for key, what in (("structure_sha256", "its weights' names and shapes"),
-                      ("source_sha256", "its source file")):  # fmt: skip
+    checks = [("structure_sha256", "its weights' names and shapes")]
+    if saved.get("kind") == "module":  # a model given in Python lives in the user's script,
+        checks.append(("source_sha256", "its source file"))  # which may change around it
+    for key, what in checks:
         if saved.get(key) and record.get(key) and saved[key] != record[key]:
             raise RunDirError(
                 f"the model differs from the one the run in {run_dir} was fitted with "

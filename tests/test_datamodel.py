@@ -1,6 +1,7 @@
 """Your own data model (INTERFACE.md "Your own model"): the Heun solve of any module, the
 refusals of a module that is not a data model, and fit / resume / load_run with one."""
 
+import inspect
 import json
 import textwrap
 from pathlib import Path
@@ -19,27 +20,9 @@ from langevin_uq.datamodel import check_data_model, solve
 from langevin_uq.errors import ConfigError, RunDirError
 from langevin_uq.run import fit, load_run
 
-DECAY = """\
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-
 
 class Decay(eqx.Module):
-    log_k: jax.Array
-    level: jax.Array
-
-    def __init__(self, k=1.0, level=0.0):
-        self.log_k = jnp.log(jnp.asarray([k]))
-        self.level = jnp.asarray([level])
-
-    def vector_field(self, t, h, x):
-        return -jnp.exp(self.log_k) * (h - self.level)
-"""
-
-
-class Decay(eqx.Module):
-    """dh/dt = -k (h - level), h(0) = y0: the model of `DECAY`, for the Python API."""
+    """dh/dt = -k (h - level), h(0) = y0."""
 
     log_k: jax.Array
     level: jax.Array
@@ -50,6 +33,11 @@ class Decay(eqx.Module):
 
     def vector_field(self, t, h, x):
         return -jnp.exp(self.log_k) * (h - self.level)
+
+
+IMPORTS = "import equinox as eqx\nimport jax\nimport jax.numpy as jnp\n\n\n"
+DECAY = IMPORTS + inspect.getsource(Decay)
+"""`Decay` as the file a user writes."""
 
 
 def test_solve_integrates_any_module_and_a_stateless_one_is_a_static_map():

@@ -245,6 +245,20 @@ def _wrong_type(default):
     )
 
 
+_NAMES = st.one_of(st.just(""), st.integers(), st.booleans(), st.floats())
+WRONG_TYPE = {
+    # Any string is a string: a module spec is wrong by its form, a list of paths by its items.
+    ("model", "module"): st.one_of(
+        st.text(string.printable, min_size=1, max_size=8).filter(lambda s: ":" not in s),
+        st.integers(), st.booleans(), st.lists(st.text(max_size=3), max_size=2),
+    ),
+    ("model", "fixed"): st.one_of(st.text(max_size=4), st.lists(_NAMES, min_size=1, max_size=2)),
+    ("partition", "stochastic"): st.one_of(
+        st.text(max_size=4).filter(lambda s: s != "all"), st.lists(_NAMES, min_size=1, max_size=2)
+    ),
+}  # fmt: skip
+
+
 @st.composite
 def malformed_configs(draw) -> tuple[dict, str, str]:
     """A config table with one bad entry: ``(table, what the refusal must name, kind)``."""
@@ -266,7 +280,9 @@ def malformed_configs(draw) -> tuple[dict, str, str]:
         (section, key), values = draw(st.sampled_from(list(OUT_OF_RANGE.items())))
         return {section: {key: draw(st.sampled_from(values))}}, f"{section}.{key}", kind
     section, key = draw(st.sampled_from(_KEYS))
-    return {section: {key: draw(_wrong_type(_DEFAULTS[section][key]))}}, f"{section}.{key}", kind
+    values = WRONG_TYPE.get((section, key), None)
+    values = _wrong_type(_DEFAULTS[section][key]) if values is None else values
+    return {section: {key: draw(values)}}, f"{section}.{key}", kind
 
 
 @settings(max_examples=300, deadline=None)
