@@ -204,7 +204,11 @@ def compare(
     data: Annotated[Path, typer.Argument(help="trajectory file (.nc or .npz)")],
     out: Annotated[Path, typer.Option(help="directory for the run directories and the table")],
     methods: Annotated[
-        str, typer.Option(help="comma-separated: ls, bbvi-full, bbvi-meanfield, nuts")
+        str,
+        typer.Option(
+            help="comma-separated: ls, ls-gauss-newton (ls from the Gauss-Newton guide), "
+            "bbvi-full, bbvi-meanfield, nuts"
+        ),
     ] = "ls,bbvi-full",
     config: Annotated[Path | None, typer.Option(help="TOML config shared by all methods")] = None,
     heldout: Annotated[
@@ -217,7 +221,7 @@ def compare(
     """Fit several methods on the same data, model and likelihood; write one comparison table
     (comparison.md, comparison.csv) with held-out W1, coverage, wall time and, for NUTS, R-hat
     and ESS per second."""
-    from .compare import compare_methods, parse_methods
+    from .compare import compare_methods, method_config, parse_methods
     from .config import Config
     from .data import load_trajectories
 
@@ -228,7 +232,7 @@ def compare(
     if seed is not None:
         cfg = cfg.replace(train={"seed": seed})
     for kind in kinds:  # refuse a combination (e.g. nuts + energy score) before any fit
-        cfg.replace(method={"kind": kind})
+        method_config(cfg, kind)
     traj = load_trajectories(data)
     held = load_trajectories(heldout) if heldout is not None else None
     if held is not None and held.n_outputs != traj.n_outputs:

@@ -35,15 +35,29 @@ SD_RATIO_BAND = (0.8, 1.25)
 """Per-weight sd ratios against NUTS inside this band count as agreeing (issue 3, item 2)."""
 
 
+VARIANTS = {
+    "ls-gauss-newton": {"method": {"kind": "ls"}, "sampler": {"drift_init": "gauss-newton"}}
+}
+"""Rows that run a method with other settings than the shared config's: the Langevin sampler
+started from the Gauss-Newton guide beside its default start, in one table."""
+NAMES = (*METHODS, *VARIANTS)
+
+
+def method_config(config: Config, name: str) -> Config:
+    """The config of one row of the comparison: ``config`` with the method (or variant)
+    ``name``; refuses a combination the method does not take (e.g. NUTS and an energy score)."""
+    return config.replace(**VARIANTS.get(name, {"method": {"kind": name}}))
+
+
 def parse_methods(text: str) -> tuple[str, ...]:
     """``"ls,bbvi-full"`` -> ``("ls", "bbvi-full")``, refusing unknown or repeated names."""
     methods = tuple(m.strip() for m in text.split(",") if m.strip())
     if not methods:
         raise ConfigError("--methods names no method; use a comma-separated list of " +
-                          ", ".join(METHODS))  # fmt: skip
+                          ", ".join(NAMES))  # fmt: skip
     for m in methods:
-        if m not in METHODS:
-            raise ConfigError(f"unknown method {m!r} in --methods; use {', '.join(METHODS)}")
+        if m not in NAMES:
+            raise ConfigError(f"unknown method {m!r} in --methods; use {', '.join(NAMES)}")
     if len(set(methods)) != len(methods):
         raise ConfigError(f"--methods names a method twice: {text}")
     return methods
@@ -105,7 +119,7 @@ def compare_methods(
     Args:
         data: the training trajectories.
         config: the configuration shared by all methods (``method.kind`` is replaced).
-        methods: names from `langevin_uq.config.METHODS`.
+        methods: names from `langevin_uq.config.METHODS` or `VARIANTS`.
         out: directory that receives one run directory per method and the tables; a method's
             earlier run directory there is replaced.
         held_out: trajectories to score the predictive ensembles on (default: ``data``, which
@@ -132,7 +146,7 @@ def compare_methods(
         if run_dir.exists():
             shutil.rmtree(run_dir)
         t0 = time.perf_counter()
-        run = fit(data, config.replace(method={"kind": kind}), run_dir=run_dir, progress=progress)
+        run = fit(data, method_config(config, kind), run_dir=run_dir, progress=progress)
         seconds = time.perf_counter() - t0
         key = jr.fold_in(stream(config.train.seed, "compare/samples"), i)
         w = np.asarray(sample_weights(run, n, key))
