@@ -18,7 +18,7 @@ from langevin_uq import checkpoint as ckpt
 from langevin_uq import rundir
 from langevin_uq.datamodel import check_data_model, solve
 from langevin_uq.errors import ConfigError, RunDirError
-from langevin_uq.run import fit, load_run
+from langevin_uq.run import fit, load_run, sample_weights
 
 
 class Decay(eqx.Module):
@@ -192,3 +192,16 @@ def test_python_model_fit_and_load_run(ou_data, make_config, tmp_path):
     again = load_run(run_dir, model=Decay(k=7.0, level=1.0))  # values are the run's
     np.testing.assert_array_equal(again.w_mle, run.w_mle)
     assert again.epoch == run.epoch
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(sample_weights(again, 50, key), sample_weights(run, 50, key))
+
+
+def test_a_package_module_spec_is_imported(ou_data, make_config):
+    """``"package.module:NAME"``: here this test file, which pytest puts on the path."""
+    own = {"module": f"{__name__}:Decay", "args": {"k": 2.0}, "fixed": ["level"],
+           "R_hidden": [16, 16]}  # the tiny config's R_hidden = [] back at its default  # fmt: skip
+    config = make_config(model=own)
+    run = fit(ou_data, config)
+    assert run.partition.names == ("log_k[0]",)
+    with pytest.raises(ConfigError, match="does not import"):
+        fit(ou_data, make_config(model={**own, "module": "no_such_package.models:Decay"}))

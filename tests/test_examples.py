@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -47,3 +48,26 @@ def test_hybrid_through_the_python_api(tmp_path):
     summary = hybrid.main(tmp_path, quick=True)
     assert summary["epochs"] == 30
     assert 0 < summary["k_mean"] < 5 and summary["k_sd"] > 0
+
+
+@pytest.mark.slow
+def test_reaction_network_default_sampler_matches_nuts(tmp_path):
+    """Issue 18's must-show: the default sampler on the example's six weights (three rates, the
+    initial amount, two noise sds; 40 observations) against NUTS (4 chains x 1000 draws): sds
+    within 10 % and correlations within 0.1. With 1000 draws each, an sd's Monte Carlo error
+    is about 3 % and a correlation's below 0.05, so the tolerances leave room for the method's
+    own error only."""
+    from langevin_uq.compare import compare_methods
+    from langevin_uq.config import Config
+    from langevin_uq.data import load_trajectories
+
+    source = EXAMPLES / "reaction_network"
+    make_data = _module(source / "make_data.py", "example_make_data")
+    make_data.make(tmp_path / "data.npz")
+    config = Config.load(source / "config.toml").replace(train={"diagnostics": False})
+    results = compare_methods(load_trajectories(tmp_path / "data.npz"), config, ("ls", "nuts"),
+                              tmp_path / "cmp", echo=lambda s: None)  # fmt: skip
+    ls, nuts = results["ls"]["w_s"], results["nuts"]["w_s"]
+    ratio = ls.std(axis=0) / nuts.std(axis=0)
+    assert np.all(np.abs(ratio - 1) < 0.1), ratio
+    assert np.max(np.abs(np.corrcoef(ls.T) - np.corrcoef(nuts.T))) < 0.1
