@@ -42,7 +42,7 @@ import numpy as np
 
 from ._types import Array, Float, PRNGKeyArray
 from .errors import ConfigError
-from .htransform import GaussianStart, GaussNewtonTransform
+from .htransform import GaussianStart, GaussNewtonTransform, guide_drift
 from .model import MLP
 from .prior import OUPrior
 
@@ -343,7 +343,7 @@ class LangevinSampler(eqx.Module):
         ).astype(u.dtype)  # fmt: skip
         g = drift.tilt(u, remaining) + drift.residual(u, remaining, total, phi)
         if drift.guide is not None:
-            g = g + jax.vmap(drift.guide, in_axes=(0, None, None))(u, remaining, self.prior)
+            g = g + guide_drift(u, drift.guide, remaining, self.prior)
         return g
 
     def simulate(

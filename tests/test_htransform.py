@@ -165,3 +165,20 @@ def test_gauss_newton_transform_is_the_exact_score_at_the_end():
     prior = OUPrior(w0, 1.0)
     np.testing.assert_allclose(guide(prior.whiten(w), jnp.asarray(0.0), prior),
                                2 * jax.grad(log_lik)(w), rtol=2e-5, atol=1e-5)  # fmt: skip
+
+
+def test_the_guide_at_a_replica_whose_model_overflows_is_zero_and_leaves_gradients_finite():
+    from blowup import INPUTS, Riccati
+
+    from langevin_uq.htransform import guide_drift
+
+    partition = make_partition(Riccati(jnp.zeros(1)))
+    y = jnp.ones((2, 9, 1))
+    guide = GaussNewtonTransform.from_data(partition, INPUTS, jnp.zeros(0), y,
+                                           jnp.zeros(2, int), jnp.ones(1) * 0.1, 1.0)  # fmt: skip
+    prior = OUPrior(jnp.zeros(1), 1.0)
+    u = jnp.array([[0.1], [50.0]])
+    g = guide_drift(u, guide, jnp.asarray(0.5), prior)
+    assert np.isfinite(g[0, 0]) and g[1, 0] == 0.0
+    grad = jax.grad(lambda u: jnp.sum(guide_drift(u, guide, jnp.asarray(0.5), prior)))(u)
+    assert np.all(np.isfinite(grad)) and grad[1, 0] == 0.0

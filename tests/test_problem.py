@@ -1,27 +1,17 @@
 """Group inputs and ensemble predictions (`langevin_uq.problem`)."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from blowup import INPUTS, Riccati
 
-from langevin_uq.problem import GroupInputs, predict_ensemble, predict_ensemble_finite
+from langevin_uq.problem import predict_ensemble, predict_ensemble_finite
 from langevin_uq.weights import make_partition
-
-
-class Riccati(eqx.Module):
-    """dh/dt = a h^2 from h0 = 1: blows up at t = 1 / a."""
-
-    a: jax.Array
-
-    def vector_field(self, t, h, x):
-        return self.a * h**2
 
 
 def test_an_overflowing_replica_scores_far_away_and_leaves_the_others_gradients_alone():
     partition = make_partition(Riccati(jnp.zeros(1)))
-    inputs = GroupInputs(t=jnp.linspace(0.0, 4.0, 9)[None], x=jnp.zeros((1, 9, 0)),
-                         y0=jnp.ones((1, 1)))  # fmt: skip
+    inputs = INPUTS
     w = jnp.array([[0.1], [50.0]])  # the second blows up within the first interval
     assert not np.all(np.isfinite(predict_ensemble(partition, w, inputs)[1]))
 
