@@ -86,3 +86,16 @@ def test_compare_refuses_nuts_with_the_energy_score_before_fitting(tmp_path, dat
     args = ("--config", config, "--methods", "ls,nuts", "--out", tmp_path / "o")
     assert_refused(cli("compare", data_file, *args), "energy score")
     assert not (tmp_path / "o").exists()
+
+
+def test_the_gauss_newton_row_is_an_untrained_langevin_run_on_the_guide():
+    from langevin_uq.compare import method_config, parse_methods
+    from langevin_uq.config import Config
+    from langevin_uq.errors import ConfigError
+
+    assert parse_methods("ls, ls-gauss-newton,nuts") == ("ls", "ls-gauss-newton", "nuts")
+    config = method_config(Config(), "ls-gauss-newton")
+    assert config.method.kind == "ls" and config.sampler.drift_init == "gauss-newton"
+    assert config.train.epochs == 0
+    with pytest.raises(ConfigError, match="gauss-newton"):
+        method_config(Config().replace(likelihood={"kind": "energy-score"}), "ls-gauss-newton")
