@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._finite import finite_rows
 from ._types import Array, Float, Int
 from .prior import OUPrior
 from .problem import GroupInputs, group_means, predict_groups
@@ -254,27 +255,15 @@ class GaussNewtonTransform(eqx.Module):
         return 2 * a * gain(jac, y_bar - y - jac @ (mu - x))
 
 
-@eqx.filter_custom_vjp
-def guide_drift(u, guide, remaining, prior):
+def guide_drift(
+    u: Float[Array, "R ns"], guide, remaining: Float[Array, ""], prior: OUPrior
+) -> Float[Array, "R ns"]:
     """The guide's drift at each replica ``(R, ns)``, zero (and without gradient) at a replica
     where it is not finite: a Gauss-Newton guide solves the data model at every replica, and a
     prior draw that makes the model overflow would otherwise turn the replica, and every
     gradient, to NaN. The replica then moves by the rest of the drift there."""
-    g = jax.vmap(guide, in_axes=(0, None, None))(u, remaining, prior)
-    return jnp.where(jnp.isfinite(g).all(axis=-1, keepdims=True), g, 0.0)
+    return finite_rows(_guide_rows, u, guide, remaining, prior)[0]
 
 
-@guide_drift.def_fwd
-def _guide_drift_fwd(perturbed, u, guide, remaining, prior):
-    g, pullback = jax.vjp(
-        lambda u: jax.vmap(guide, in_axes=(0, None, None))(u, remaining, prior), u
-    )
-    ok = jnp.isfinite(g).all(axis=-1, keepdims=True)
-    return jnp.where(ok, g, 0.0), (pullback, ok)
-
-
-@guide_drift.def_bwd
-def _guide_drift_bwd(residuals, grad_obj, perturbed, u, guide, remaining, prior):
-    pullback, ok = residuals
-    (grad,) = pullback(jnp.where(ok, grad_obj, 0.0))
-    return jnp.where(ok & jnp.isfinite(grad), grad, 0.0)
+def _guide_rows(u, guide, remaining, prior):
+    return jax.vmap(guide, in_axes=(0, None, None))(u, remaining, prior)

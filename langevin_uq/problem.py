@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._finite import finite_rows
 from ._types import Array, Float, Int
 from .data import Trajectories
 from .errors import DataError
@@ -104,30 +105,10 @@ def predict_ensemble_finite(
     the other replicas' gradients stay finite (a stiff or blowing-up model at some prior draws
     is common in a nonlinear ODE). Returns the predictions and the number of such vectors.
     """
+    pred, bad = finite_rows(_ensemble_rows, w, partition, inputs)
     far = OVERFLOW_DISTANCE * (1.0 + y_max)
-    return _finite_ensemble(w, partition, inputs, far)
-
-
-@eqx.filter_custom_vjp
-def _finite_ensemble(w, partition, inputs, far):
-    pred = predict_ensemble(partition, w, inputs)
-    bad = ~jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
     return jnp.where(bad[:, None, None, None], far, pred).astype(pred.dtype), jnp.sum(bad)
 
 
-@_finite_ensemble.def_fwd
-def _finite_ensemble_fwd(perturbed, w, partition, inputs, far):
-    pred, pullback = jax.vjp(lambda w: predict_ensemble(partition, w, inputs), w)
-    bad = ~jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
-    out = jnp.where(bad[:, None, None, None], far, pred).astype(pred.dtype), jnp.sum(bad)
-    return out, (pullback, bad)
-
-
-@_finite_ensemble.def_bwd
-def _finite_ensemble_bwd(residuals, grad_obj, perturbed, w, partition, inputs, far):
-    pullback, bad = residuals
-    cotangent = jnp.where(bad[:, None, None, None], 0.0, grad_obj[0])
-    (grad,) = pullback(cotangent)
-    # A replica's own overflow is cut off above; NaN can still come back from the pullback of
-    # its zero cotangent through an infinite Jacobian (0 x inf), and only in its own row.
-    return jnp.where(bad[:, None] | ~jnp.isfinite(grad), 0.0, grad)
+def _ensemble_rows(w, partition, inputs):
+    return predict_ensemble(partition, w, inputs)
