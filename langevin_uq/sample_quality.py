@@ -224,6 +224,15 @@ def run_diagnostics(run: FittedRun, data: Trajectories, key: PRNGKeyArray, n: in
         w_s = draws[:n]
     else:
         w_s = sample_weights(run, n, sample_key)[:, np.asarray(run.partition.stochastic_mask)]
-    report = ksd_report(w_s, score_fn, ksd_key, max_samples=n)
+    try:
+        report = ksd_report(w_s, score_fn, ksd_key, max_samples=n)
+    except eqx.EquinoxRuntimeError:  # a draw where the posterior's score is not finite
+        scores = jax.jit(jax.vmap(score_fn))(w_s)
+        bad = int(jnp.sum(~jnp.all(jnp.isfinite(scores), axis=1)))
+        why = (f"{bad} of {w_s.shape[0]} draws lie where the posterior's score is not finite "
+               "(the data model overflows there): the sampler put mass where the posterior "
+               "has none")  # fmt: skip
+        return {"ksd": None, "verdict": why, "why": why, "method": run.config.method.kind,
+                "dimension": int(w_s.shape[1]), "discretisation": grid}  # fmt: skip
     return {**report, "verdict": verdict(report), "method": run.config.method.kind,
             "dimension": int(w_s.shape[1]), "discretisation": grid}  # fmt: skip
