@@ -88,7 +88,7 @@ def load_model_class(spec: str, *, where: str = "model.module"):
     malformed, a file that is missing or does not import, and a name the module lacks, with a
     `ConfigError` naming the file and the problem.
     """
-    location, name = _split_spec(spec, where)
+    location, name = split_spec(spec, where)
     if location.endswith(".py"):
         path = Path(location)
         if not path.is_file():
@@ -120,15 +120,17 @@ def resolve_spec(spec: str, base: Path) -> str:
     """``spec`` with a relative ``FILE.py`` made absolute against ``base`` (the config's folder)."""
     if not spec:
         return spec
-    location, name = _split_spec(spec, "model.module")
+    location, name = split_spec(spec, "model.module")
     if location.endswith(".py") and not Path(location).is_absolute():
         location = str((base / location).resolve())
     return f"{location}:{name}"
 
 
-def _split_spec(spec: str, where: str) -> tuple[str, str]:
+def split_spec(spec: str, where: str = "model.module") -> tuple[str, str]:
+    """``(location, NAME)`` of a ``"FILE.py:NAME"`` or ``"package.module:NAME"`` spec; refuses
+    any other form."""
     location, sep, name = spec.rpartition(":")
-    if not sep or not location or not name.isidentifier():
+    if not sep or not location.strip() or not name.isidentifier():
         raise ConfigError(f"{where} = {spec!r} should read 'FILE.py:NAME' or 'package.module:NAME'")
     return location, name
 

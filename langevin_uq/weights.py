@@ -22,6 +22,11 @@ from .model import NeuralODE
 VARIANTS = ("full", "bll-fixed", "bll-reopt")
 
 
+def _path_name(path) -> str:
+    """A leaf's path as a dotted name, e.g. ``R.layers.0.weight``."""
+    return ".".join(_key_name(p) for p in path)
+
+
 def _key_name(entry) -> str:
     if isinstance(entry, jax.tree_util.GetAttrKey):
         return entry.name
@@ -39,7 +44,7 @@ def weight_names(params) -> list[str]:
     """
     names = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        stem = ".".join(_key_name(p) for p in path)
+        stem = _path_name(path)
         for index in np.ndindex(*np.shape(leaf)):
             names.append(f"{stem}[{','.join(map(str, index))}]")
     return names
@@ -183,8 +188,7 @@ def _weight_filter(model, fixed: tuple[str, ...]):
     """A filter of ``model``: its inexact arrays except those under a ``fixed`` path."""
 
     def is_weight(path, leaf) -> bool:
-        name = ".".join(_key_name(p) for p in path)
-        return eqx.is_inexact_array(leaf) and not any(matches(name, f) for f in fixed)
+        return eqx.is_inexact_array(leaf) and not any(matches(_path_name(path), f) for f in fixed)
 
     return jax.tree_util.tree_map_with_path(is_weight, model)
 
@@ -225,7 +229,7 @@ def make_partition(
         raise ConfigError(f"model.substeps must be at least 1, got {substeps}")
     fixed = tuple(fixed)
     arrays = jax.tree_util.tree_flatten_with_path(eqx.filter(model, eqx.is_inexact_array))[0]
-    paths = [".".join(_key_name(p) for p in path) for path, _ in arrays]
+    paths = [_path_name(path) for path, _ in arrays]
     for prefix in fixed:
         if not any(matches(p, prefix) for p in paths):
             raise ConfigError(f"model.fixed entry {prefix!r} names no array leaf of the model")

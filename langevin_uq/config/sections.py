@@ -57,12 +57,10 @@ class ModelOptions:
             raise ConfigError(f"model.fixed must be a list of leaf paths, got {self.fixed!r}")
         if self.args and not self.module:
             raise ConfigError("model.args are the arguments of model.module, which is not set")
-        location, sep, name = self.module.rpartition(":")
-        if self.module and not (sep and location.strip() and name.isidentifier()):
-            raise ConfigError(
-                f"model.module = {self.module!r} should read 'FILE.py:NAME' or "
-                "'package.module:NAME'"
-            )
+        if self.module:
+            from ..datamodel import split_spec
+
+            split_spec(self.module)
 
 
 @dataclass(frozen=True)
