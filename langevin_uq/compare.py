@@ -161,9 +161,10 @@ def compare_methods(
         ksd = run_diagnostics(run, data, jr.fold_in(stream(config.train.seed, "compare/ksd"), i),
                               min(n, KSD_SAMPLES))  # fmt: skip
         row = {"wall seconds": seconds, **scores, **_nuts_columns(run), **_ksd_columns(ksd)}
-        results[kind] = {"row": row, "w_s": w[:, np.asarray(run.partition.stochastic_mask)],
-                         "y_rep": y_rep, "w1_curve": curve, "members": members,
-                         "ksd": ksd}  # fmt: skip
+        mask = np.asarray(run.partition.stochastic_mask)
+        results[kind] = {"row": row, "w_s": w[:, mask], "w": w, "mask": mask,
+                         "names": run.partition.names, "y_rep": y_rep, "w1_curve": curve,
+                         "members": members, "ksd": ksd}  # fmt: skip
         echo(f"{kind}: {seconds:.1f} s")
     text = _tables(results, scored, reference, held_out is None)
     write_text_atomic(out / "comparison.md", text)
@@ -199,8 +200,9 @@ def _tables(results, scored: Trajectories, reference, in_sample: bool) -> str:
         said = ksd["why"] if ksd["ksd"] is None else ksd["verdict"] or "no disagreement detected"
         grid = (ksd.get("discretisation") or {}).get("verdict")
         lines.append(f"- {kind}: {said}" + (f"; {grid}" if grid else ""))
-    n_s = next(iter(results.values()))["w_s"].shape[1]
-    if n_s == 2:
+    n_s = int(results["nuts"]["mask"].sum()) if "nuts" in results else None
+    n_s = n_s or next(iter(results.values()))["w_s"].shape[1]
+    if all(r["w_s"].shape[1] == 2 for r in results.values()):
         table = metrics.parameter_table({k: r["w_s"] for k, r in results.items()}, reference)
         lines += ["", "Stochastic weights:", "", "```", metrics.format_parameter_table(table),
                   "```"]  # fmt: skip
@@ -208,13 +210,22 @@ def _tables(results, scored: Trajectories, reference, in_sample: bool) -> str:
         ref = results["nuts"]
         members = ref["members"]
         spread = np.stack([scored.y[g].std(axis=0) for g in members])
-        rows = {k: agreement_with_reference(r["w_s"], ref["w_s"], r["y_rep"], ref["y_rep"],
-                                            spread)
-                for k, r in results.items() if k != "nuts"}  # fmt: skip
+        rows, held = {}, []
+        for k, r in results.items():
+            if k == "nuts":
+                continue
+            common = r["mask"] & ref["mask"]
+            rows[k] = agreement_with_reference(r["w"][:, common], ref["w"][:, common],
+                                               r["y_rep"], ref["y_rep"], spread)  # fmt: skip
+            if not common.all() and (ref["mask"] & ~r["mask"]).any():
+                names = [n for n, m in zip(r["names"], ref["mask"] & ~r["mask"]) if m]
+                held.append(f"- {k}: on the {int(common.sum())} weights both sample; "
+                            f"{', '.join(names)} held at the MLE")  # fmt: skip
         cols = list(next(iter(rows.values())))
         lines += ["", f"Against NUTS ({n_s} stochastic weights):", "", *_header(cols)]
         lines += [f"| {k} | " + " | ".join(f"{v:.4g}" for v in r.values()) + " |"
                   for k, r in rows.items()]  # fmt: skip
+        lines += ["", *held] if held else []
     return "\n".join(lines) + "\n"
 
 

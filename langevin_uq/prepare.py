@@ -133,9 +133,10 @@ def partition_of(config: Config, model, own: bool, scaler: Scaler) -> WeightPart
     if p.variant != "full":
         stochastic, rest = preset(model, p.variant, p.submodels)
     n_noise = scaler.shift.shape[0] if config.likelihood.sigma == "learn" else 0
+    guided = config.method.kind == "ls" and config.sampler.drift_init == "gauss-newton"
     return make_partition(model, stochastic=stochastic, rest=rest, fixed=config.model.fixed,
                           substeps=config.model.substeps, n_noise=n_noise,
-                          units=scaler if own else None)  # fmt: skip
+                          sample_noise=not guided, units=scaler if own else None)  # fmt: skip
 
 
 def setup(config: Config, model, own: bool, scaler: Scaler, w_mle, grid, dtype) -> Setup:

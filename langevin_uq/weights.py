@@ -205,6 +205,7 @@ def make_partition(
     fixed: Sequence[str] = (),
     substeps: int = 1,
     n_noise: int = 0,
+    sample_noise: bool = True,
     units=None,
 ) -> WeightPartition:
     """Build the `WeightPartition` of a data model.
@@ -216,6 +217,9 @@ def make_partition(
         fixed: leaf paths and prefixes of array leaves that are constants (never fitted).
         substeps: Heun steps per observation interval.
         n_noise: outputs with a learned noise sd (its ``log_sigma`` entries end the vector).
+        sample_noise: whether ``log_sigma`` is sampled when ``stochastic`` selects it (``"all"``);
+            ``False`` holds it at the MLE (the Gauss-Newton guide, which linearises the
+            predictions for one noise sd), and refuses ``stochastic`` entries that name it.
         units: for a model in the data file's units, the `langevin_uq.data.Scaler` that maps
             them to the likelihood's; ``None`` when the model works in the scaled units.
 
@@ -260,6 +264,14 @@ def make_partition(
                     f"its leaves are {', '.join(dict.fromkeys(leaves))}"
                 )
             mask |= hit
+    noise = np.array([matches(p, NOISE) for p in leaves])
+    if not sample_noise and noise.any():
+        if stochastic != "all" and (mask & noise).any():
+            raise ConfigError(
+                "sampler.drift_init = 'gauss-newton' holds the learned noise at its MLE; remove "
+                "'log_sigma' from partition.stochastic, or use drift_init = 'laplace'"
+            )
+        mask &= ~noise
     index = np.arange(len(names))
     shift = scale = None
     if units is not None:

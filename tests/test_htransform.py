@@ -167,6 +167,27 @@ def test_gauss_newton_transform_is_the_exact_score_at_the_end():
                                2 * jax.grad(log_lik)(w), rtol=2e-5, atol=1e-5)  # fmt: skip
 
 
+def test_the_guide_moves_a_replica_far_from_the_data_by_at_most_three_conditional_sds():
+    """Data 500 noise sds from the predictions: the Kalman mean of ``u_T`` would lie far outside
+    ``N(a u, v I)``; the guide holds it within `NEWTON_LIMIT` sds ``sqrt(v)`` per weight, so
+    its drift ``2 a (m - a u) / v`` is at most ``2 a 3 / sqrt(v)``, and reaches that bound."""
+    from langevin_uq.htransform import NEWTON_LIMIT
+
+    partition, w0, inputs = _small_node(1)
+    y = jnp.full((2, 4, 1), 50.0)
+    prior = OUPrior(w0, 1.0)
+    remaining = jnp.asarray(0.5)
+    a, v = np.exp(-0.5), 1 - np.exp(-1.0)
+    bound = 2 * a * NEWTON_LIMIT / np.sqrt(v)
+    for iterations in (0, 1):
+        guide = GaussNewtonTransform.from_data(partition, inputs, jnp.zeros(0), y,
+                                               jnp.zeros(2, int), jnp.asarray([0.1]), 1.0,
+                                               iterations)  # fmt: skip
+        g = np.abs(np.asarray(guide(jnp.zeros_like(w0), remaining, prior)))
+        assert np.all(np.isfinite(g)) and g.max() <= bound * (1 + 1e-5)
+        assert g.max() >= 0.999 * bound
+
+
 def test_the_guide_at_a_replica_whose_model_overflows_is_zero_and_leaves_gradients_finite():
     from blowup import INPUTS, Riccati
 

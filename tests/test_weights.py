@@ -111,6 +111,16 @@ def test_user_model_partition_by_leaf_path_with_constants_and_noise():
     assert y.shape == (5, 2) and float(y[0, 1]) == 2.0  # starts at h0, not y0
 
 
+def test_the_gauss_newton_guide_holds_a_learned_noise_at_its_mle():
+    """``sample_noise=False`` (the Gauss-Newton guide linearises for one noise sd): ``"all"``
+    samples every weight but ``log_sigma``; naming ``log_sigma`` is refused."""
+    part = make_partition(_kinetics(), fixed=["c"], n_noise=2, sample_noise=False)
+    assert part.stochastic_names == ("log_k[0]", "log_k[1]", "h0[0]", "h0[1]")
+    with pytest.raises(ConfigError, match="holds the learned noise at its MLE"):
+        make_partition(_kinetics(), stochastic=["log_k", "log_sigma"], fixed=["c"], n_noise=2,
+                       sample_noise=False)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [({"stochastic": ["log_kk"]}, "names no weight"),
