@@ -220,7 +220,8 @@ def compare(
 ) -> None:
     """Fit several methods on the same data, model and likelihood; write one comparison table
     (comparison.md, comparison.csv) with held-out W1, coverage, wall time and, for NUTS, R-hat
-    and ESS per second."""
+    and ESS per second. A method that fails gets a row that says why; the exit status is 2 only
+    when every method failed."""
     from .compare import compare_methods, method_config, parse_methods
     from .config import Config
     from .data import load_trajectories

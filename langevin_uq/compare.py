@@ -8,8 +8,14 @@ divergences, the KSD of its draws against the posterior they target (ratio to ex
 U-statistic z, `langevin_uq.sample_quality.run_diagnostics`; for density likelihoods only),
 and the weights' statistics: against an analytic law for two weights, and against NUTS (when it
 ran) for any number of weights.
+
+A method that fails (its fit diverges, its draws or predictions are not finite, or any other of
+the library's errors) gets a row that says so with the one-line reason, and the other methods'
+rows stand; only when every method fails is the comparison an error.
 """
 
+import csv
+import io
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +28,7 @@ from . import metrics
 from ._atomic import write_text_atomic
 from .config import METHODS, Config
 from .data import Trajectories
-from .errors import ConfigError
+from .errors import ComparisonFailedError, ConfigError, LangevinUQError, TrainingDivergedError
 from .report import group_scores, predict_per_group
 from .run import FittedRun, fit, sample_weights
 from .sample_quality import run_diagnostics
@@ -140,7 +146,11 @@ def compare_methods(
         per method: the summary numbers of its row, its draws of ``w_S`` (``"w_s"``), its
         predictive ensemble on the held-out groups (``"y_rep"``) and its KSD diagnostics
         (``"ksd"``, `langevin_uq.sample_quality.run_diagnostics` of ``min(n, KSD_SAMPLES)``
-        fresh draws).
+        fresh draws), and ``"failed"``: ``None``, or for a method that failed the one-line
+        reason (its row then holds only its ``wall seconds``, and nothing else is there).
+
+    Raises:
+        ComparisonFailedError: every method failed (the tables, which say why, are written).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,25 +162,47 @@ def compare_methods(
         if run_dir.exists():
             shutil.rmtree(run_dir)
         t0 = time.perf_counter()
-        run = fit(data, method_config(config, kind), run_dir=run_dir, progress=progress)
-        seconds = time.perf_counter() - t0
-        key = jr.fold_in(stream(config.train.seed, "compare/samples"), i)
-        w = np.asarray(sample_weights(run, n, key))
-        y_rep, members = predict_per_group(run, scored, w)
-        scores, curve = group_scores(y_rep, scored, members)
-        ksd = run_diagnostics(run, data, jr.fold_in(stream(config.train.seed, "compare/ksd"), i),
-                              min(n, KSD_SAMPLES))  # fmt: skip
-        row = {"wall seconds": seconds, **scores, **_nuts_columns(run), **_ksd_columns(ksd)}
-        mask = np.asarray(run.partition.stochastic_mask)
-        results[kind] = {"row": row, "w_s": w[:, mask], "w": w, "mask": mask,
-                         "names": run.partition.names, "y_rep": y_rep, "w1_curve": curve,
-                         "members": members, "ksd": ksd}  # fmt: skip
-        echo(f"{kind}: {seconds:.1f} s")
+        try:
+            results[kind] = _score(data, method_config(config, kind), run_dir, scored, n, i,
+                                   t0, progress)  # fmt: skip
+        except LangevinUQError as err:
+            reason = " ".join(str(err).split())
+            results[kind] = {"row": {"wall seconds": time.perf_counter() - t0}, "failed": reason}
+            echo(f"{kind}: failed: {reason}")
+            continue
+        echo(f"{kind}: {results[kind]['row']['wall seconds']:.1f} s")
     text = _tables(results, scored, reference, held_out is None)
     write_text_atomic(out / "comparison.md", text)
     write_text_atomic(out / "comparison.csv", _csv(results))
     echo(text)
+    if all(r["failed"] for r in results.values()):
+        raise ComparisonFailedError(
+            "every method failed: "
+            + "; ".join(f"{k}: {r['failed']}" for k, r in results.items())
+            + f" (see {out / 'comparison.md'})"
+        )
     return results
+
+
+def _score(data: Trajectories, config: Config, run_dir: Path, scored: Trajectories, n: int,
+           i: int, t0: float, progress: bool) -> dict:  # fmt: skip
+    """Fit one method (the ``i``-th) and score its draws: its entry of `compare_methods`."""
+    run = fit(data, config, run_dir=run_dir, progress=progress)
+    seconds = time.perf_counter() - t0
+    key = jr.fold_in(stream(config.train.seed, "compare/samples"), i)
+    w = np.asarray(sample_weights(run, n, key))
+    if not np.all(np.isfinite(w)):
+        bad = int(np.sum(~np.all(np.isfinite(w), axis=1)))
+        raise TrainingDivergedError(f"{bad} of {w.shape[0]} posterior draws are NaN or infinite")
+    y_rep, members = predict_per_group(run, scored, w)
+    scores, curve = group_scores(y_rep, scored, members)
+    ksd = run_diagnostics(run, data, jr.fold_in(stream(config.train.seed, "compare/ksd"), i),
+                          min(n, KSD_SAMPLES))  # fmt: skip
+    row = {"wall seconds": seconds, **scores, **_nuts_columns(run), **_ksd_columns(ksd)}
+    mask = np.asarray(run.partition.stochastic_mask)
+    return {"row": row, "w_s": w[:, mask], "w": w, "mask": mask, "names": run.partition.names,
+            "y_rep": y_rep, "w1_curve": curve, "members": members, "ksd": ksd,
+            "failed": None}  # fmt: skip
 
 
 def _nuts_columns(run: FittedRun) -> dict[str, float]:
@@ -188,37 +220,45 @@ def _ksd_columns(ksd: dict) -> dict[str, float]:
 
 
 def _tables(results, scored: Trajectories, reference, in_sample: bool) -> str:
-    columns = list(next(iter(results.values()))["row"])
+    ok = {k: r for k, r in results.items() if not r["failed"]}
+    columns = _columns(results)
     where = "in-sample (no held-out data given)" if in_sample else "held-out"
-    lines = [f"# Method comparison ({where} scores)", "", *_header(columns)]
+    lines = [f"# Method comparison ({where} scores)", "", *_header([*columns, "status"])]
     for kind, res in results.items():
-        cells = ["-" if np.isnan(v) else f"{v:.4g}" for v in res["row"].values()]
-        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+        values = (res["row"].get(c, np.nan) for c in columns)
+        cells = ["-" if np.isnan(v) else f"{v:.4g}" for v in values]
+        status = f"failed: {res['failed']}" if res["failed"] else "ok"
+        lines.append(f"| {kind} | " + " | ".join([*cells, status.replace("|", "\\|")]) + " |")
     lines += ["", "KSD of each method's draws against its posterior:", ""]
     for kind, res in results.items():
+        if res["failed"]:
+            lines.append(f"- {kind}: failed: {res['failed']}")
+            continue
         ksd = res["ksd"]
         said = ksd["why"] if ksd["ksd"] is None else ksd["verdict"] or "no disagreement detected"
         grid = (ksd.get("discretisation") or {}).get("verdict")
         lines.append(f"- {kind}: {said}" + (f"; {grid}" if grid else ""))
-    n_s = int(results["nuts"]["mask"].sum()) if "nuts" in results else None
-    n_s = n_s or next(iter(results.values()))["w_s"].shape[1]
-    if all(r["w_s"].shape[1] == 2 for r in results.values()):
-        table = metrics.parameter_table({k: r["w_s"] for k, r in results.items()}, reference)
+    if not ok:
+        return "\n".join(lines) + "\n"
+    n_s = int(ok["nuts"]["mask"].sum()) if "nuts" in ok else next(iter(ok.values()))["w_s"].shape[1]
+    if all(r["w_s"].shape[1] == 2 for r in ok.values()):
+        table = metrics.parameter_table({k: r["w_s"] for k, r in ok.items()}, reference)
         lines += ["", "Stochastic weights:", "", "```", metrics.format_parameter_table(table),
                   "```"]  # fmt: skip
-    if "nuts" in results and len(results) > 1:
-        ref = results["nuts"]
+    if "nuts" in ok and len(ok) > 1:
+        ref = ok["nuts"]
         members = ref["members"]
         spread = np.stack([scored.y[g].std(axis=0) for g in members])
         rows, held = {}, []
-        for k, r in results.items():
+        for k, r in ok.items():
             if k == "nuts":
                 continue
             common = r["mask"] & ref["mask"]
             rows[k] = agreement_with_reference(r["w"][:, common], ref["w"][:, common],
                                                r["y_rep"], ref["y_rep"], spread)  # fmt: skip
-            if not common.all() and (ref["mask"] & ~r["mask"]).any():
-                names = [n for n, m in zip(r["names"], ref["mask"] & ~r["mask"]) if m]
+            missing = ref["mask"] & ~r["mask"]
+            if missing.any():
+                names = [n for n, m in zip(r["names"], missing, strict=True) if m]
                 held.append(f"- {k}: on the {int(common.sum())} weights both sample; "
                             f"{', '.join(names)} held at the MLE")  # fmt: skip
         cols = list(next(iter(rows.values())))
@@ -229,12 +269,23 @@ def _tables(results, scored: Trajectories, reference, in_sample: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _columns(results) -> list[str]:
+    """The number columns of the table: a scored method's (a failed one has only its time)."""
+    rows = [r["row"] for r in results.values() if not r["failed"]]
+    return list(rows[0] if rows else next(iter(results.values()))["row"])
+
+
 def _header(columns) -> list[str]:
     return ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
 
 
 def _csv(results) -> str:
-    columns = list(next(iter(results.values()))["row"])
-    lines = [",".join(["method", *columns])]
-    lines += [",".join([k, *(f"{v:.9g}" for v in r["row"].values())]) for k, r in results.items()]
-    return "\n".join(lines) + "\n"
+    columns = _columns(results)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["method", *columns, "status"])
+    for kind, res in results.items():
+        status = f"failed: {res['failed']}" if res["failed"] else "ok"
+        numbers = (f"{res['row'].get(c, np.nan):.9g}" for c in columns)
+        writer.writerow([kind, *numbers, status])
+    return text.getvalue()

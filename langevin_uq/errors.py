@@ -27,6 +27,10 @@ class TrainingDivergedError(LangevinUQError, RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint was kept."""
 
 
+class ComparisonFailedError(LangevinUQError, RuntimeError):
+    """Every method of a comparison failed; its table says why, method by method."""
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on SIGINT after finishing the current epochs and saving a checkpoint.
 

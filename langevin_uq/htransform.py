@@ -21,14 +21,14 @@ builds it) of an approximate likelihood for which it is Gaussian.
   of ``u_T`` given the data under the model linearised at the current ``x`` (the iterated
   extended Kalman update). The drift is ``2 a (m - a u) / v`` with ``m`` that mean; ``m - a u``
   is held within `NEWTON_LIMIT` sds of ``u_T`` given ``u`` (``sqrt(v)``) per weight, in every
-  iteration and in the drift. For a replica within 3 posterior sds of the data's fit the bound
-  is never reached; one whose predictions miss the data by many noise sds would otherwise be
-  linearised, or pushed, where the model overflows (measured on the reaction network of
+  iteration and in the drift. Near ``T`` a replica within 3 posterior sds of the posterior's
+  mean does not reach the bound; one whose predictions miss the data by many noise sds would
+  otherwise be linearised, or pushed, where the model overflows (the reaction network of
   ``examples/``, 512 replicas: without the bound one reached ``|u| ~ 1e27`` at ``T - tau =
-  0.93``, with it on the iterations only, one at 0.15). It follows the posterior's curvature from replica to replica at the
-  cost of ``iterations + 1`` Jacobians of the predictions per replica and step. On the NODE of
-  issue 3, untrained, the predictive W1 to NUTS's was 0.107 of the data's spread with no
-  iteration and 0.062 with one.
+  0.93``; with it on the iterations only, one ran away at 0.15; with both, none).
+  It follows the posterior's curvature from replica to replica at the cost of ``iterations +
+  1`` Jacobians of the predictions per replica and step. On the NODE of issue 3, untrained, the
+  predictive W1 to NUTS's was 0.107 of the data's spread with no iteration and 0.062 with one.
 """
 
 import equinox as eqx

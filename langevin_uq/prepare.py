@@ -16,7 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._types import Array, Float
-from .config import Config
+from .config import (
+    DataOptions,
+    LikelihoodOptions,
+    ModelOptions,
+    PartitionOptions,
+    PriorOptions,
+    TrainOptions,
+)
 from .data import Scaler, Trajectories, split
 from .datamodel import check_data_model, construct, load_model_class
 from .errors import ConfigError, TrainingDivergedError
@@ -37,8 +44,8 @@ from .weights import WeightPartition, make_partition, preset
 
 @dataclass(frozen=True)
 class Setup:
-    """What a run's method is built on: a function of the config, the data model and the
-    run's sizes, rebuilt by `langevin_uq.run.load_run` from a run directory.
+    """What a run's method is built on: a function of the config's sections, the data model
+    and the run's sizes, rebuilt by `langevin_uq.run.load_run` from a run directory.
 
     Attributes:
         partition: flat-weight layout and ``w_S``/``w_D`` split.
@@ -87,9 +94,9 @@ class Problem(Setup):
     mle_info: dict
 
 
-def dtype_of(config: Config):
+def dtype_of(train: TrainOptions):
     """The run's float dtype (``train.x64`` switches JAX to 64 bits)."""
-    if config.train.x64:
+    if train.x64:
         jax.config.update("jax_enable_x64", True)
         return jnp.float64
     return jnp.float32
@@ -101,23 +108,25 @@ def relabel_groups(data: Trajectories) -> Trajectories:
     return Trajectories(data.t, data.y, data.x, data.y0, ids.astype(np.int64))
 
 
-def data_model(config: Config, n_outputs: int, n_inputs: int, dtype, model=None):
+def data_model(
+    m: ModelOptions, seed: int, n_outputs: int, n_inputs: int, dtype, model=None
+):  # fmt: skip
     """The data model of a run: ``model`` (a user's module from the Python API), the module
-    of ``[model] module``, or the built-in neural ODE of ``[model]``; its arrays in ``dtype``.
+    of ``[model] module``, or the built-in neural ODE of ``[model]`` (weights drawn from the
+    run's ``seed``); its arrays in ``dtype``.
 
     Returns ``(model, own)``; ``own`` is true for a user's model (it works in the data's units).
     """
-    m = config.model
     own = model is not None or bool(m.module)
     if model is None and m.module:
         factory = load_model_class(m.module)
-        model = construct(factory, m.args, fit_keys(config.train.seed)["model"])
+        model = construct(factory, m.args, fit_keys(seed)["model"])
     if model is None:
         model = build_model(
             n_outputs=n_outputs, n_inputs=n_inputs, hidden_state=m.hidden_state,
             R_hidden=m.R_hidden, R_activation=m.R_activation, observation=m.observation,
             Z_hidden=m.Z_hidden, Z_activation=m.Z_activation,
-            key=fit_keys(config.train.seed)["model"],
+            key=fit_keys(seed)["model"],
         )  # fmt: skip
     model = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, model)
     if own:
@@ -126,61 +135,88 @@ def data_model(config: Config, n_outputs: int, n_inputs: int, dtype, model=None)
     return model, own
 
 
-def partition_of(config: Config, model, own: bool, scaler: Scaler) -> WeightPartition:
-    """The weight layout of ``model`` from ``[partition]``, ``[model]`` and the noise."""
-    p = config.partition
-    stochastic, rest = p.stochastic, p.rest
-    if p.variant != "full":
-        stochastic, rest = preset(model, p.variant, p.submodels)
-    n_noise = scaler.shift.shape[0] if config.likelihood.sigma == "learn" else 0
-    guided = config.method.kind == "ls" and config.sampler.drift_init == "gauss-newton"
-    return make_partition(model, stochastic=stochastic, rest=rest, fixed=config.model.fixed,
-                          substeps=config.model.substeps, n_noise=n_noise,
-                          sample_noise=not guided, units=scaler if own else None)  # fmt: skip
+def partition_of(
+    model, own: bool, scaler: Scaler, *, partition: PartitionOptions,
+    model_options: ModelOptions, likelihood: LikelihoodOptions, sample_noise: bool = True,
+) -> WeightPartition:  # fmt: skip
+    """The weight layout of ``model`` from ``[partition]``, ``[model]`` (its ``fixed`` leaves
+    and ``substeps``) and the noise (``likelihood.sigma = "learn"`` adds ``log_sigma``, held
+    at the MLE unless ``sample_noise``: `langevin_uq.methods.AbstractMethod.samples_noise`)."""
+    stochastic, rest = partition.stochastic, partition.rest
+    if partition.variant != "full":
+        stochastic, rest = preset(model, partition.variant, partition.submodels)
+    n_noise = scaler.shift.shape[0] if likelihood.sigma == "learn" else 0
+    return make_partition(model, stochastic=stochastic, rest=rest, fixed=model_options.fixed,
+                          substeps=model_options.substeps, n_noise=n_noise,
+                          sample_noise=sample_noise, units=scaler if own else None)  # fmt: skip
 
 
-def setup(config: Config, model, own: bool, scaler: Scaler, w_mle, grid, dtype) -> Setup:
-    """The `Setup` of a run from its config, data model, scaling, MLE and sizes."""
-    partition = partition_of(config, model, own, scaler)
-    return Setup(partition, w_mle, ou_prior(partition, w_mle, config.prior), scaler, grid, dtype)
+def setup(
+    model, own: bool, scaler: Scaler, w_mle, grid, dtype, *, partition: PartitionOptions,
+    model_options: ModelOptions, likelihood: LikelihoodOptions, prior: PriorOptions,
+    sample_noise: bool = True,
+) -> Setup:  # fmt: skip
+    """The `Setup` of a run from its data model, scaling, MLE and sizes, and the config
+    sections that lay out the weights (`partition_of`) and their prior."""
+    layout = partition_of(model, own, scaler, partition=partition, model_options=model_options,
+                          likelihood=likelihood, sample_noise=sample_noise)  # fmt: skip
+    return Setup(layout, w_mle, ou_prior(layout, w_mle, prior), scaler, grid, dtype)
+
+
+def scaled_split(
+    data: Trajectories, options: DataOptions, seed: int, dtype, scaler: Scaler | None = None
+):  # fmt: skip
+    """The training and validation splits of ``data`` (drawn with the run's ``seed``), the
+    output scaling (fitted on the training split unless ``scaler`` is given) and one input per
+    condition group (every group, validation ones too), scaled.
+
+    Returns ``(train, validation, scaler, inputs)``; ``validation`` may be ``None``.
+    """
+    train, validation = split(data, options.validation_fraction, fit_keys(seed)["split"])
+    if scaler is None:
+        scaler = Scaler.fit(train, options.scaling)
+    return train, validation, scaler, group_inputs(scaler.transform(data), dtype)
 
 
 def prepare(
-    data: Trajectories, config: Config, model, own: bool, dtype, mle: tuple | None = None
-) -> Problem:
+    data: Trajectories, model, own: bool, dtype, mle: tuple | None = None, *,
+    data_options: DataOptions, model_options: ModelOptions, partition: PartitionOptions,
+    prior: PriorOptions, likelihood: LikelihoodOptions, train: TrainOptions,
+    sample_noise: bool = True,
+) -> Problem:  # fmt: skip
     """Split, scale and lay out ``data`` (group ids ``0..G-1``), fit the MLE, build the likelihood.
 
     Args:
         data: the trajectories, group ids relabelled (`relabel_groups`).
         model, own: the data model and whether it is a user's (`data_model`).
         mle: a resumed run's ``(w_mle, summary)``; ``None`` fits the MLE.
+        data_options, model_options, partition, prior, likelihood, train: the run's
+            ``[data]``, ``[model]``, ``[partition]``, ``[prior]``, ``[likelihood]`` and
+            ``[train]`` sections.
+        sample_noise: whether the method samples a learned noise (`partition_of`).
     """
-    train, validation = split(
-        data, config.data.validation_fraction, fit_keys(config.train.seed)["split"]
-    )
-    scaler = Scaler.fit(train, config.data.scaling)
-    inputs = group_inputs(scaler.transform(data), dtype)
-    train_s = scaler.transform(train)
+    train_split, validation, scaler, inputs = scaled_split(data, data_options, train.seed, dtype)
+    train_s = scaler.transform(train_split)
     train_arrays = training_arrays(train_s, dtype)
     val_arrays = training_arrays(scaler.transform(validation), dtype) if validation else None
-    partition = partition_of(config, model, own, scaler)
+    layout = partition_of(model, own, scaler, partition=partition, model_options=model_options,
+                          likelihood=likelihood, sample_noise=sample_noise)  # fmt: skip
     if mle is None:
-        mle = _fit_mle(config, partition, model, inputs, train_arrays, val_arrays, scaler)
+        mle = _fit_mle(train, layout, model, inputs, train_arrays, val_arrays, scaler)
     w_mle, mle_info = mle
-    y_mle = np.asarray(predict_groups(partition, w_mle, inputs))
-    likelihood = run_likelihood(config, train_s, inputs.n_groups, y_mle, scaler, dtype)
+    y_mle = np.asarray(predict_groups(layout, w_mle, inputs))
+    lk = run_likelihood(likelihood, train.seed, train_s, inputs.n_groups, y_mle, scaler, dtype)
     return Problem(
-        partition=partition, w_mle=w_mle, prior=ou_prior(partition, w_mle, config.prior),
+        partition=layout, w_mle=w_mle, prior=ou_prior(layout, w_mle, prior),
         scaler=scaler, grid=(*inputs.t.shape, data.n_inputs), dtype=dtype, data=data,
-        train_split=train, validation_split=validation, inputs=inputs, train=train_arrays,
-        validation=val_arrays, likelihood=likelihood, y_mle=y_mle, mle_info=mle_info,
+        train_split=train_split, validation_split=validation, inputs=inputs, train=train_arrays,
+        validation=val_arrays, likelihood=lk, y_mle=y_mle, mle_info=mle_info,
     )  # fmt: skip
 
 
-def _fit_mle(config: Config, partition, model, inputs, train, validation, scaler):
+def _fit_mle(tr: TrainOptions, partition, model, inputs, train, validation, scaler):
     """The MLE pre-fit from the model's initial weights, and its summary."""
     t0 = time.perf_counter()
-    tr = config.train
     result = fit_mle(partition, partition.flatten(model), inputs, train, validation,
                      epochs=tr.mle_epochs, lr=tr.mle_lr, patience=tr.mle_patience)  # fmt: skip
     w_mle = _with_noise_mle(partition, result.w, inputs, train, scaler)
@@ -190,15 +226,15 @@ def _fit_mle(config: Config, partition, model, inputs, train, validation, scaler
                    "epochs": result.epochs, "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
-def run_likelihood(config: Config, train_s: Trajectories, n_groups: int, y_mle, scaler,
-                   dtype) -> AbstractLikelihood:  # fmt: skip
-    """The run's likelihood from its scaled training split and the MLE's group predictions."""
-    lk = config.likelihood
+def run_likelihood(lk: LikelihoodOptions, seed: int, train_s: Trajectories, n_groups: int,
+                   y_mle, scaler, dtype) -> AbstractLikelihood:  # fmt: skip
+    """The run's likelihood (``[likelihood]``, the run's ``seed``) from its scaled training
+    split and the MLE's group predictions."""
     return build_likelihood(
         lk.kind, y=np.asarray(train_s.y, np.dtype(dtype)), group=train_s.group,
         n_groups=n_groups, y_mle=np.asarray(y_mle), sigma=_sigma_scaled(lk.sigma, scaler),
         modes=lk.modes, time_reduction=lk.time_reduction, time_weighting=lk.time_weighting,
-        marginal=lk.marginal, seed=config.train.seed, output_scale=np.asarray(scaler.scale),
+        marginal=lk.marginal, seed=seed, output_scale=np.asarray(scaler.scale),
     )  # fmt: skip
 
 

@@ -92,23 +92,26 @@ def fit(
         TrainingInterrupted: SIGINT arrived; the epochs under way were finished and saved.
     """
     run_dir = Path(run_dir) if run_dir is not None else None
-    dtype = dtype_of(config)
+    dtype = dtype_of(config.train)
     data = relabel_groups(data)
-    model, own = data_model(config, data.n_outputs, data.n_inputs, dtype, model)
-    record, halvings = rundir.model_record(config, model, own), 0
+    model, own = data_model(config.model, config.train.seed, data.n_outputs, data.n_inputs,
+                            dtype, model)  # fmt: skip
+    record, halvings = rundir.model_record(config.model.module, model, own), 0
     if run_dir is not None:
-        digest = rundir.data_digest(data)
-        resume, config, halvings = rundir.check(run_dir, config, digest, resume, record)
+        resume, config, halvings = _check_run_dir(run_dir, config, data, resume, record)
     mle = rundir.read_mle(run_dir, dtype) if resume else None
-    problem = prepare(data, config, model, own, dtype, mle)
     method = method_for(config)
+    problem = prepare(data, model, own, dtype, mle, data_options=config.data,
+                      model_options=config.model, partition=config.partition, prior=config.prior,
+                      likelihood=config.likelihood, train=config.train,
+                      sample_noise=method.samples_noise)  # fmt: skip
     if resume:
         drift = rundir.read_metadata(run_dir)["drift"]
         params = method.skeleton(problem, drift)
     else:
         params, drift = method.init(problem)
     if run_dir is not None and not resume:
-        rundir.create(run_dir, config, problem, record, drift)
+        rundir.create(run_dir, config.to_toml(), problem, record, drift)
     if method.trained:
         state, config, method = _train(method, problem, params, drift, config, run_dir, resume,
                                        halvings, progress)  # fmt: skip
@@ -141,7 +144,7 @@ def _train(method: AbstractMethod, problem: Problem, params, drift, config: Conf
     if resume:
         state = rundir.load_state(run_dir, state)
         history = rundir.read_history(run_dir / rundir.HISTORY, int(state.epoch))
-        rundir.write_config(run_dir, config)
+        rundir.write_config(run_dir, config.to_toml())
     key = jr.fold_in(fit_keys(tr.seed)["train"], 0)
     while True:
         chunk = make_chunk_step(objective, adam, tr.epochs)
@@ -153,12 +156,65 @@ def _train(method: AbstractMethod, problem: Problem, params, drift, config: Conf
                 method.divergence_message(objective, state, key, config, halvings, run_dir)
             )
         halvings += 1
-        config = rundir.halve_dtau(config, 1)
+        config = halve_dtau(config, 1)
         method = method_for(config)
         objective = method.objective(problem, drift)
         if run_dir is not None:
-            rundir.write_config(run_dir, config)
+            rundir.write_config(run_dir, config.to_toml())
             rundir.update_metadata(run_dir, dtau_halvings=halvings)
+
+
+RESUMABLE = ("epochs", "lr", "divergence_retries")
+"""Keys of ``[train]`` that a resumed run may change (more epochs; a lower rate after a
+divergence). With none changed, a resumed run equals an uninterrupted one."""
+
+
+def _check_run_dir(run_dir: Path, config: Config, data: Trajectories, resume: bool,
+                   record: dict) -> tuple[bool, Config, int]:  # fmt: skip
+    """Refuse a run directory that does not fit (`langevin_uq.rundir.check`, and the config
+    against the saved one); returns ``(resume, config, dtau halvings)``.
+
+    The config comes back with the run's halvings of ``sampler.dtau`` applied when the given
+    one is the config the run started from. ``resume`` comes back false when there is nothing
+    to continue (`langevin_uq.rundir.resumable`): the run then starts from the beginning.
+    """
+    halvings = rundir.check(run_dir, rundir.data_digest(data), resume, record)
+    if halvings is None:
+        return False, config, 0
+    if (run_dir / rundir.CONFIG).exists():
+        config = _same_config(run_dir, config, halvings)
+    if not rundir.resumable(run_dir, method_for(config).trained):
+        return False, config, 0
+    return True, config, halvings
+
+
+def halve_dtau(config: Config, times: int) -> Config:
+    """``sampler.dtau`` halved and ``sampler.steps`` doubled ``times`` times (same span)."""
+    if times == 0:
+        return config
+    s = config.sampler
+    return config.replace(sampler={"dtau": s.dtau / 2**times, "steps": s.steps * 2**times})
+
+
+def _same_config(run_dir: Path, config: Config, halvings: int) -> Config:
+    """The config of a resumed run may differ from the saved one only in `RESUMABLE` keys, and
+    by the run's halvings of ``sampler.dtau``; returns it with those halvings applied."""
+    saved = Config.load(run_dir / rundir.CONFIG)
+    mine = config.replace(train={k: getattr(saved.train, k) for k in RESUMABLE})
+    if mine == saved:
+        return config
+    if halve_dtau(mine, halvings) == saved:
+        return halve_dtau(config, halvings)
+    given = mine.to_dict()
+    for name, table in saved.to_dict().items():
+        for key, value in table.items():
+            if given[name][key] != value:
+                raise RunDirError(
+                    f"config key {name}.{key} differs from the run being resumed "
+                    f"({given[name][key]!r} vs {value!r}); only "
+                    f"{', '.join('train.' + k for k in RESUMABLE)} may change"
+                )
+    raise AssertionError("unreachable: configs differ in no key")
 
 
 def _write_samples(run_dir: Path, fitted: FittedRun, data: Trajectories) -> None:
@@ -189,16 +245,20 @@ def load_run(run_dir: str | Path, model=None) -> FittedRun:
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
     meta = rundir.read_metadata(run_dir)
-    config = rundir.read_config(run_dir)
-    dtype = dtype_of(config)
+    config = Config.load(run_dir / rundir.CONFIG)
+    dtype = dtype_of(config.train)
     w_mle, _ = rundir.read_mle(run_dir, dtype)
     grid = (meta.get("n_groups", 0), meta.get("n_times", 0), meta["n_inputs"])
     scaler = Scaler.from_dict(meta["scaler"])
     rundir.needs_model(run_dir, meta, model)
-    model, own = data_model(config, meta["n_outputs"], meta["n_inputs"], dtype, model)
-    rundir.same_model(run_dir, meta.get("model"), rundir.model_record(config, model, own))
-    fixed = setup(config, model, own, scaler, w_mle, grid, dtype)
+    model, own = data_model(config.model, config.train.seed, meta["n_outputs"], meta["n_inputs"],
+                            dtype, model)  # fmt: skip
+    record = rundir.model_record(config.model.module, model, own)
+    rundir.same_model(run_dir, meta.get("model"), record)
     method = method_for(config)
+    fixed = setup(model, own, scaler, w_mle, grid, dtype, partition=config.partition,
+                  model_options=config.model, likelihood=config.likelihood,
+                  prior=config.prior, sample_noise=method.samples_noise)  # fmt: skip
     if not method.trained:
         draws, diagnostics = rundir.read_nuts(run_dir)
         posterior, w_d = method.posterior(fixed, draws, None)

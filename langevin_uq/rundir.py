@@ -18,7 +18,6 @@ import numpy as np
 from . import __version__
 from . import checkpoint as ckpt
 from ._atomic import remove_stale_temporaries, write_text_atomic
-from .config import Config
 from .data import Trajectories
 from .datamodel import source_digest, structure_digest
 from .errors import RunDirError
@@ -45,9 +44,6 @@ HISTORY_COLUMNS = (
 )
 FORMAT = 2
 """Run-directory layout version; 2 added checksums to checkpoints and array files."""
-RESUMABLE = ("epochs", "lr", "divergence_retries")
-"""Keys of ``[train]`` that a resumed run may change (more epochs; a lower rate after a
-divergence). With none changed, a resumed run equals an uninterrupted one."""
 
 
 # --------------------------------------------------------------------------- metadata
@@ -79,10 +75,11 @@ def update_metadata(run_dir: Path, **changes) -> None:
     ckpt.write_json(run_dir / METADATA, {**read_metadata(run_dir), **changes})
 
 
-def create(run_dir: Path, config: Config, problem, record: dict, drift: dict | None) -> None:
+def create(run_dir: Path, config: str, problem, record: dict, drift: dict | None) -> None:
     """Start a run directory: the config, the MLE and ``model.json``.
 
     Args:
+        config: the resolved config's TOML text (`write_config`).
         problem: the run's `langevin_uq.prepare.Problem`.
         record: the data model's `model_record`.
         drift: the Langevin drift's shape (``None`` for the baselines).
@@ -112,12 +109,10 @@ def _describe(likelihood, scaler) -> dict:
     return out
 
 
-def read_config(run_dir: Path) -> Config:
-    return Config.load(run_dir / CONFIG)
-
-
-def write_config(run_dir: Path, config: Config) -> None:
-    write_text_atomic(run_dir / CONFIG, config.to_toml())
+def write_config(run_dir: Path, config: str) -> None:
+    """``config.toml``: ``config`` is the resolved config's TOML text, every default filled in;
+    the entry points read it back from `CONFIG`."""
+    write_text_atomic(run_dir / CONFIG, config)
 
 
 def read_mle(run_dir: Path, dtype) -> tuple[jnp.ndarray, dict]:
@@ -185,12 +180,13 @@ def read_samples(run_dir: Path, n_weights: int) -> np.ndarray:
 # --------------------------------------------------------------------------- resume checks
 
 
-def model_record(config: Config, model, own: bool) -> dict:
+def model_record(spec: str, model, own: bool) -> dict:
     """What ``model.json`` records of the data model, so that a later command can refuse a
-    changed one: its module, class and SHA-256s of its structure and source."""
+    changed one: its module (``spec``, the config's ``model.module``; empty for a model given
+    in Python), class and SHA-256s of its structure and source."""
     if not own:
         return {"kind": "built-in"}
-    spec = config.model.module or None
+    spec = spec or None
     return {"kind": "module" if spec else "python", "module": spec,
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
             "structure_sha256": structure_digest(model),
@@ -229,25 +225,14 @@ def same_model(run_dir: Path, saved: dict | None, record: dict) -> None:
             )
 
 
-def halve_dtau(config: Config, times: int) -> Config:
-    """``sampler.dtau`` halved and ``sampler.steps`` doubled ``times`` times (same span)."""
-    if times == 0:
-        return config
-    s = config.sampler
-    return config.replace(sampler={"dtau": s.dtau / 2**times, "steps": s.steps * 2**times})
+def check(run_dir: Path, digest: str, resume: bool, record: dict) -> int | None:
+    """Refuse a run directory that does not fit the data (``digest``, `data_digest`) or the
+    data model (``record``, `model_record`).
 
-
-def check(
-    run_dir: Path, config: Config, digest: str, resume: bool, record: dict
-) -> tuple[bool, Config, int]:
-    """Refuse a run directory that does not fit; returns ``(resume, config, dtau halvings)``.
-
-    The config comes back with the run's halvings of ``sampler.dtau`` applied when the given
-    one is the config the run started from.
-
-    ``resume`` comes back false when there is nothing to continue: the directory is empty or
-    holds only the files a run writes before its first checkpoint (a run killed
-    early, with the same data and config), and the run then starts from the beginning.
+    Returns ``None`` when a run starts there (``resume`` false: the directory is absent or
+    empty); else the run's halvings of ``sampler.dtau`` (0 before its ``model.json``). The
+    caller then compares its config with the saved one (`CONFIG`, when there is one) and asks
+    `resumable` whether there is anything to continue.
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} is a file, not a directory")
@@ -256,11 +241,11 @@ def check(
             raise RunDirError(
                 f"run directory {run_dir} is not empty; choose a new --out or pass --resume"
             )
-        return False, config, 0
+        return None
     if not run_dir.exists():
         raise RunDirError(f"run directory {run_dir} does not exist; there is nothing to resume")
     remove_stale_temporaries(run_dir, RUN_FILES)
-    present = {p.name for p in run_dir.iterdir()} & set(RUN_FILES)
+    present = _present(run_dir)
     if not present and any(run_dir.iterdir()):
         raise RunDirError(f"{run_dir} holds files a run does not write; it is not a run directory")
     meta = read_metadata(run_dir) if METADATA in present else {}
@@ -268,38 +253,29 @@ def check(
         raise RunDirError(f"the data differ from the data {run_dir} was fitted to")
     if meta:
         same_model(run_dir, meta.get("model"), record)
-    halvings = int(meta.get("dtau_halvings", 0))
-    if CONFIG in present:
-        config = _same_config(run_dir, config, halvings)
-    finished = NUTS if config.method.kind == "nuts" else CHECKPOINT
-    if finished not in present:  # killed before its first checkpoint: start again
+    return int(meta.get("dtau_halvings", 0))
+
+
+def resumable(run_dir: Path, trained: bool) -> bool:
+    """Whether the run in ``run_dir`` (checked by `check`) has anything to continue.
+
+    False when it holds only the files a run writes before its first checkpoint (a run
+    killed early, with the same data and config): they are removed and the run starts from
+    the beginning. A complete NUTS run (``trained`` false) is refused.
+    """
+    present = _present(run_dir)
+    if (CHECKPOINT if trained else NUTS) not in present:
         for name in present:
             (run_dir / name).unlink()
-        return False, config, 0
-    if config.method.kind == "nuts":
+        return False
+    if not trained:
         raise RunDirError(f"the NUTS run in {run_dir} is complete; there is nothing to resume")
-    return True, config, halvings
+    return True
 
 
-def _same_config(run_dir: Path, config: Config, halvings: int) -> Config:
-    """The config of a resumed run may differ from the saved one only in `RESUMABLE` keys, and
-    by the run's halvings of ``sampler.dtau``; returns it with those halvings applied."""
-    saved = read_config(run_dir)
-    mine = config.replace(train={k: getattr(saved.train, k) for k in RESUMABLE})
-    if mine == saved:
-        return config
-    if halve_dtau(mine, halvings) == saved:
-        return halve_dtau(config, halvings)
-    given = mine.to_dict()
-    for name, table in saved.to_dict().items():
-        for key, value in table.items():
-            if given[name][key] != value:
-                raise RunDirError(
-                    f"config key {name}.{key} differs from the run being resumed "
-                    f"({given[name][key]!r} vs {value!r}); only "
-                    f"{', '.join('train.' + k for k in RESUMABLE)} may change"
-                )
-    raise AssertionError("unreachable: configs differ in no key")
+def _present(run_dir: Path) -> set[str]:
+    """The names of `RUN_FILES` in ``run_dir``."""
+    return {p.name for p in run_dir.iterdir()} & set(RUN_FILES)
 
 
 def write_ksd(directory: Path, quality: dict) -> None:

@@ -25,16 +25,15 @@ from scipy.stats import norm
 
 from . import rundir
 from ._types import Array, Float, PRNGKeyArray
-from .data import Trajectories, split
+from .data import Trajectories
 from .diagnostics import ksd_report, verdict
 from .errors import DataError
 from .posterior import EmpiricalPosterior, LangevinPosterior
-from .prepare import relabel_groups, run_likelihood
+from .prepare import relabel_groups, run_likelihood, scaled_split
 from .prior import ou_prior
-from .problem import group_inputs, predict_groups, training_arrays
+from .problem import predict_groups, training_arrays
 from .run import FittedRun, sample_weights
 from .sampler import Drift, LangevinSampler
-from .seeding import fit_keys
 
 KSD_FILE = rundir.KSD
 """Where a run directory (and its ``report/``) keeps `run_diagnostics`'s dict."""
@@ -81,12 +80,12 @@ def _data_term(run: FittedRun, data: Trajectories):
             f"the data have {data.n_outputs} outputs but the run's model predicts {n_outputs}; "
             "pass the data the run was fitted to"
         )
-    data = relabel_groups(data)
-    train, _ = split(data, config.data.validation_fraction, fit_keys(config.train.seed)["split"])
-    inputs = group_inputs(scaler.transform(data), dtype)
+    seed = config.train.seed
+    train, _, _, inputs = scaled_split(relabel_groups(data), config.data, seed, dtype, scaler)
     train_s = scaler.transform(train)
     y_mle = predict_groups(partition, run.w_mle, inputs)
-    likelihood = run_likelihood(config, train_s, inputs.n_groups, y_mle, scaler, dtype)
+    likelihood = run_likelihood(config.likelihood, seed, train_s, inputs.n_groups, y_mle, scaler,
+                                dtype)  # fmt: skip
     return likelihood, inputs, training_arrays(train_s, dtype)
 
 

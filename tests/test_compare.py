@@ -1,5 +1,8 @@
 """The method comparison: its table, its agreement measures and its command."""
 
+import csv
+
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import TINY_TOML
@@ -56,7 +59,8 @@ def test_compare_writes_one_table(compared):
     nuts = dict(zip(rows[0], rows[3], strict=True))
     assert float(nuts["ESS/s (min)"]) > 0 and float(nuts["divergences"]) >= 0
     # A Gaussian likelihood has a density: every method gets its KSD against it.
-    assert rows[0][-2:] == ["KSD ratio", "KSD z"]
+    assert rows[0][-3:] == ["KSD ratio", "KSD z", "status"]
+    assert [r[-1] for r in rows[1:]] == ["ok"] * 3
     for row in rows[1:]:
         cells = dict(zip(rows[0], row, strict=True))
         assert float(cells["KSD ratio"]) > 0 and np.isfinite(float(cells["KSD z"])), row
@@ -65,6 +69,60 @@ def test_compare_writes_one_table(compared):
         assert f"\n- {kind}: " in text
     for kind in ("ls", "bbvi-meanfield", "nuts"):
         assert (out / kind / "samples.npz").is_file()
+
+
+def test_a_method_that_fails_gets_a_row_that_says_why(tmp_path, data_file, cli, monkeypatch):
+    """A fit that diverges and draws that are NaN fail their own rows only; the others stand,
+    and the exit status is 0. When every method fails, it is 2 (and the table says why)."""
+    import langevin_uq.compare as compare
+    from langevin_uq.errors import TrainingDivergedError
+
+    fitted = []  # (kind, run) of each fit, in order
+
+    def fit(data, config, **kwargs):
+        kind = config.method.kind
+        if kind == "ls":
+            raise TrainingDivergedError("the loss became NaN or infinite at epoch 3:\nlower it")
+        # bbvi-meanfield: the bbvi-full run again (one fit less), with NaN draws below
+        run = fitted[-1][1] if kind == "bbvi-meanfield" else real_fit(data, config, **kwargs)
+        fitted.append((kind, run))
+        return run
+
+    def sample_weights(run, n, key):
+        w = real_sample_weights(run, n, key)
+        return w.at[1].set(jnp.nan) if fitted[-1][0] == "bbvi-meanfield" else w
+
+    real_fit, real_sample_weights = compare.fit, compare.sample_weights
+    monkeypatch.setattr(compare, "fit", fit)
+    monkeypatch.setattr(compare, "sample_weights", sample_weights)
+    config = tmp_path / "c.toml"
+    config.write_text(TINY_TOML + "\n[method]\nparticles = 8\n")
+    out = tmp_path / "out"
+    args = ("--config", config, "--out", out, "--n", 20, "--no-progress")
+    code, stdout, err = cli("compare", data_file, "--methods", "ls,bbvi-full,bbvi-meanfield",
+                            *args)  # fmt: skip
+    assert code == 0, err
+    rows = list(csv.reader((out / "comparison.csv").read_text().splitlines()))
+    cells = {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    assert list(cells) == ["ls", "bbvi-full", "bbvi-meanfield"]
+    failed = {k: c["status"] for k, c in cells.items() if k != "bbvi-full"}
+    assert failed == {
+        "ls": "failed: the loss became NaN or infinite at epoch 3: lower it",
+        "bbvi-meanfield": "failed: 1 of 20 posterior draws are NaN or infinite",
+    }
+    ok = cells["bbvi-full"]
+    assert ok["status"] == "ok" and np.isfinite(float(ok["W1 mean over time"]))
+    for kind in ("ls", "bbvi-meanfield"):
+        assert np.isnan(float(cells[kind]["W1 mean over time"])), kind
+    text = (out / "comparison.md").read_text()
+    assert "| ls | " in text and "| failed: the loss became NaN" in text
+    assert "\n- bbvi-meanfield: failed: 1 of 20 posterior draws" in text
+    assert "\n- bbvi-full: " in text and "ls: failed" in stdout
+    # Only failures: exit status 2, with every reason, and the table still written.
+    code, _, err = cli("compare", data_file, "--methods", "ls", "--out", tmp_path / "o2",
+                       *args[:2], *args[4:])  # fmt: skip
+    assert code == 2 and "every method failed: ls: the loss became NaN" in err
+    assert "failed: the loss became NaN" in (tmp_path / "o2" / "comparison.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,14 @@ def test_bad_model_partition_and_prior_keys_are_refused(raw, fragment):
         Config.from_dict(raw)
 
 
+def test_the_fewest_particles_are_the_methods_own():
+    """BBVI declares that it needs 2 particles (`BBVIMethod.min_particles`); the other methods
+    never draw particles, so 1 is theirs."""
+    with pytest.raises(ConfigError, match=r"method\.particles must be at least 2, got 1"):
+        Config.from_dict({"method": {"kind": "bbvi-full", "particles": 1}})
+    assert Config.from_dict({"method": {"kind": "ls", "particles": 1}}).method.particles == 1
+
+
 def test_a_relative_module_is_resolved_against_the_config_file(tmp_path):
     (tmp_path / "sub").mkdir()
     path = tmp_path / "sub" / "c.toml"

@@ -16,8 +16,10 @@ from conftest import TINY_TOML
 
 from langevin_uq import checkpoint as ckpt
 from langevin_uq import rundir
+from langevin_uq.data import Scaler
 from langevin_uq.datamodel import check_data_model, solve
 from langevin_uq.errors import ConfigError, RunDirError
+from langevin_uq.prepare import data_model, partition_of
 from langevin_uq.run import fit, load_run, sample_weights
 
 
@@ -135,22 +137,32 @@ def _samples(run_dir: Path) -> np.ndarray:
     return ckpt.load_arrays(run_dir / rundir.SAMPLES)["w"]
 
 
-def test_cli_fit_resume_and_sample_with_a_module_are_exact(cli, tmp_path, data_file):
+@pytest.fixture(scope="module")
+def python_run(tmp_path_factory, ou_data, make_config):
+    """A run of `Decay` given in Python: the fixed ``level``, a prior table and a learned noise,
+    at a constant rate (with the cosine decay over train.epochs, 10 epochs then 10 more is
+    another schedule than 20). Returns its run directory and `FittedRun`."""
+    config = make_config(
+        model={"fixed": ["level"]},
+        prior={"scale": {"log_k": 0.3}},
+        likelihood={"sigma": "learn"},
+        train={"lr_schedule": "constant"},
+    )
+    run_dir = tmp_path_factory.mktemp("python") / "run"
+    return run_dir, fit(ou_data, config, run_dir=run_dir, model=Decay(k=0.5, level=1.0))
+
+
+def test_cli_fit_resume_and_sample_with_a_module_are_exact(cli, tmp_path, data_file, python_run):
+    """The same model and config through a config file: half the epochs, then ``--resume`` to
+    all of them, give the samples of the uninterrupted run (`python_run`), bit for bit."""
     _model_file(tmp_path, DECAY)
-    extra = "fixed = ['level']\n[model.args]\nk = 0.5\n[likelihood]\nsigma = 'learn'\n"
+    extra = ("fixed = ['level']\n[model.args]\nk = 0.5\nlevel = 1.0\n[likelihood]\n"
+             "sigma = 'learn'\n[prior.scale]\nlog_k = 0.3\n")  # fmt: skip
     config = _config_file(tmp_path, "model.py:Decay", extra)
-    # A constant rate: with the cosine decay over train.epochs, 10 epochs then 10 more is
-    # another schedule than 20.
     config.write_text(
         config.read_text().replace("[train]\n", "[train]\nlr_schedule = 'constant'\n")
     )
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    assert cli("fit", data_file, "--config", config, "--out", whole, "--no-progress")[0] == 0
-    names = list(np.load(whole / rundir.SAMPLES)["names"])
-    assert names == ["log_k[0]", "log_sigma[0]"]  # level is a constant
-    meta = json.loads((whole / rundir.METADATA).read_text())["model"]
-    assert meta["kind"] == "module" and meta["module"].endswith("model.py:Decay")
-    # Half the epochs, then resume to all of them: the same samples, bit for bit.
+    whole, part = python_run[0], tmp_path / "part"
     half = tmp_path / "half.toml"
     half.write_text(config.read_text().replace("\nepochs = 20", "\nepochs = 10"))
     assert cli("fit", data_file, "--config", half, "--out", part, "--no-progress")[0] == 0
@@ -158,32 +170,34 @@ def test_cli_fit_resume_and_sample_with_a_module_are_exact(cli, tmp_path, data_f
                        "--no-progress")  # fmt: skip
     assert code == 0, err
     np.testing.assert_array_equal(_samples(part), _samples(whole))
+    names = list(np.load(part / rundir.SAMPLES)["names"])
+    assert names == ["log_k[0]", "log_sigma[0]"]  # level is a constant
+    meta = json.loads((part / rundir.METADATA).read_text())["model"]
+    assert meta["kind"] == "module" and meta["module"].endswith("model.py:Decay")
     out = tmp_path / "draws.npz"
-    assert cli("sample", whole, "--out", out, "--n", "7")[0] == 0
+    assert cli("sample", part, "--out", out, "--n", "7")[0] == 0
     assert np.load(out)["w"].shape == (7, 2)
     # predict --noise adds each sample's own learned noise sd.
     plain, noisy = tmp_path / "plain.nc", tmp_path / "noisy.nc"
     for path, flags in ((plain, []), (noisy, ["--noise"])):
-        code, _, err = cli("predict", whole, "--data", data_file, "--out", path, "--n", "64",
+        code, _, err = cli("predict", part, "--data", data_file, "--out", path, "--n", "64",
                            *flags)  # fmt: skip
         assert code == 0, err
-    sigma = np.exp(np.load(whole / rundir.SAMPLES)["w"][:, 1]).mean()
+    sigma = np.exp(_samples(part)[:, 1]).mean()
     spread = [float(xr.open_dataset(p)["std"].mean()) for p in (plain, noisy)]
     assert spread[1] > spread[0] and spread[1] > 0.5 * sigma
     # A changed model file is refused by every later command.
     _model_file(tmp_path, DECAY.replace("(h - self.level)", "(h - 2 * self.level)"))
     from test_cli import assert_refused
 
-    assert_refused(cli("sample", whole, "--out", out), "source file changed")
+    assert_refused(cli("sample", part, "--out", out), "source file changed")
     assert_refused(cli("fit", data_file, "--config", config, "--out", part, "--resume"),
                    "source file changed")  # fmt: skip
 
 
-def test_python_model_fit_and_load_run(ou_data, make_config, tmp_path):
-    config = make_config(model={"fixed": ["level"]}, prior={"scale": {"log_k": 0.3}})
-    run_dir = tmp_path / "run"
-    run = fit(ou_data, config, run_dir=run_dir, model=Decay(k=0.5, level=1.0))
-    assert run.partition.names == ("log_k[0]",)
+def test_python_model_fit_and_load_run(python_run):
+    run_dir, run = python_run
+    assert run.partition.names == ("log_k[0]", "log_sigma[0]")
     assert float(run.posterior.sampler.prior.scale[0]) == pytest.approx(0.3)
     with pytest.raises(RunDirError, match="pass one of the same structure as model="):
         load_run(run_dir)
@@ -201,7 +215,11 @@ def test_a_package_module_spec_is_imported(ou_data, make_config):
     own = {"module": f"{__name__}:Decay", "args": {"k": 2.0}, "fixed": ["level"],
            "R_hidden": [16, 16]}  # the tiny config's R_hidden = [] back at its default  # fmt: skip
     config = make_config(model=own)
-    run = fit(ou_data, config)
-    assert run.partition.names == ("log_k[0]",)
+    model, is_own = data_model(config.model, 0, 1, 0, jnp.float32)
+    assert is_own and type(model).__name__ == "Decay"
+    assert float(jnp.exp(model.log_k[0])) == pytest.approx(2.0)  # built with [model.args]
+    layout = partition_of(model, is_own, Scaler.fit(ou_data, "none"), partition=config.partition,
+                          model_options=config.model, likelihood=config.likelihood)  # fmt: skip
+    assert layout.names == ("log_k[0]",)
     with pytest.raises(ConfigError, match="does not import"):
         fit(ou_data, make_config(model={**own, "module": "no_such_package.models:Decay"}))

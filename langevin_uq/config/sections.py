@@ -292,8 +292,6 @@ class MethodOptions:
     def __post_init__(self):
         _choice("method.kind", self.kind, METHODS)
         _at_least("method", self, 1, "particles", "samples", "chains", "max_tree_depth")
-        if self.particles < 2 and self.kind.startswith("bbvi"):
-            raise ConfigError(f"method.particles must be at least 2, got {self.particles}")
         _non_negative("method", self, "warmup")
         _positive("method", self, "init_scale")
         if not 0 < self.target_accept < 1:

@@ -77,13 +77,18 @@ the wrong yardstick; the z is the number to read there).
 
 from .ksd import _statistics as _statistics
 from .ksd import gaussian_reference, kernel_stein_discrepancy
-from .report import DEFAULT_LEVEL as DEFAULT_LEVEL
-from .report import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
-from .report import RATIO_DRAWS_PER_DIMENSION as RATIO_DRAWS_PER_DIMENSION
+from .report import DEFAULT_LEVEL, DEFAULT_THRESHOLD, RATIO_DRAWS_PER_DIMENSION, ksd_report, verdict
 from .report import _u_test as _u_test
-from .report import ksd_report, verdict
 from .stein import _stein_kernel as _stein_kernel
 from .stein import _stein_sums as _stein_sums
 from .stein import _SteinSums as _SteinSums
 
-__all__ = ["gaussian_reference", "kernel_stein_discrepancy", "ksd_report", "verdict"]
+__all__ = [
+    "DEFAULT_LEVEL",
+    "DEFAULT_THRESHOLD",
+    "RATIO_DRAWS_PER_DIMENSION",
+    "gaussian_reference",
+    "kernel_stein_discrepancy",
+    "ksd_report",
+    "verdict",
+]

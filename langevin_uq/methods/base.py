@@ -30,6 +30,7 @@ class AbstractMethod(eqx.Module):
         likelihoods: the likelihood kinds it accepts.
         reoptimises: whether it can re-optimise ``w_D`` (``partition.rest = 'optimise'``).
         min_epochs: the fewest ``train.epochs`` it can run.
+        min_particles: the fewest ``method.particles`` (draws per step) it can run.
         needs_beta: whether it needs ``train.beta > 0`` (a proper posterior).
         trained: trained on an `objective` by the epoch loop (else sampled by `run`).
         retries: a divergence can be retried with ``sampler.dtau`` halved.
@@ -39,9 +40,16 @@ class AbstractMethod(eqx.Module):
     likelihoods: ClassVar[tuple[str, ...]] = LIKELIHOODS
     reoptimises: ClassVar[bool] = True
     min_epochs: ClassVar[int] = 0
+    min_particles: ClassVar[int] = 1
     needs_beta: ClassVar[bool] = True
     trained: ClassVar[bool] = True
     retries: ClassVar[bool] = False
+
+    @property
+    def samples_noise(self) -> bool:
+        """Whether a learned noise (``log_sigma``) is sampled when the partition selects it;
+        ``False`` holds it at the MLE."""
+        return True
 
     @classmethod
     def check(cls, config) -> None:
@@ -68,6 +76,11 @@ class AbstractMethod(eqx.Module):
             raise ConfigError(
                 f"method.kind = {kind!r} needs train.epochs >= 1; epochs = 0 (sampling the "
                 "starting drift untrained) is for the Langevin sampler"
+            )
+        if config.method.particles < cls.min_particles:
+            raise ConfigError(
+                f"method.particles must be at least {cls.min_particles}, got "
+                f"{config.method.particles}"
             )
         if cls.needs_beta and not config.train.beta > 0:
             raise ConfigError(

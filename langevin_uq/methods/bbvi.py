@@ -146,6 +146,7 @@ class BBVIMethod(AbstractMethod):
 
     kinds: ClassVar[tuple[str, ...]] = KINDS
     min_epochs: ClassVar[int] = 1
+    min_particles: ClassVar[int] = 2
 
     method: MethodOptions
     train: TrainOptions

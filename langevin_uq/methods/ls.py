@@ -111,6 +111,12 @@ class LangevinMethod(AbstractMethod):
     sampler: SamplerOptions
     train: TrainOptions
 
+    @property
+    def samples_noise(self) -> bool:
+        """The Gauss-Newton guide linearises the predictions for one noise sd, the MLE's
+        (INTERFACE.md): it holds a learned noise there instead of drawing it from its prior."""
+        return self.sampler.drift_init != "gauss-newton"
+
     def _sampler(self, setup, record: dict) -> LangevinSampler:
         s = self.sampler
         taus = pseudo_time_grid(s.steps, s.dtau, s.schedule, record["final_dtau"])

@@ -6,8 +6,7 @@ are converted with `numpy.asarray`.
 """
 
 from ._arrays import HostArray as HostArray
-from .calibration import coverage, coverage_pooled
-from .calibration import pit_pooled as pit_pooled
+from .calibration import coverage, coverage_pooled, pit_pooled
 from .dependence import distance_correlation, distance_correlation_matrix
 from .modes import mixture_summary, mode_fractions, nearest_mode
 from .parameters import format_parameter_table, parameter_table, weight_statistics
@@ -26,6 +25,7 @@ __all__ = [
     "mode_fractions",
     "nearest_mode",
     "parameter_table",
+    "pit_pooled",
     "w1_over_time",
     "wasserstein1",
     "weight_statistics",

@@ -9,10 +9,10 @@ from ._figure import HostArray as HostArray
 from .predictive import (
     plot_density_over_time,
     plot_mixture_summaries,
+    plot_pit_histogram,
     plot_predictive_bands,
     plot_w1_over_time,
 )
-from .predictive import plot_pit_histogram as plot_pit_histogram
 from .training import plot_convergence, plot_history
 from .weight_laws import plot_distance_correlations, plot_weight_law
 
@@ -22,6 +22,7 @@ __all__ = [
     "plot_distance_correlations",
     "plot_history",
     "plot_mixture_summaries",
+    "plot_pit_histogram",
     "plot_predictive_bands",
     "plot_w1_over_time",
     "plot_weight_law",
