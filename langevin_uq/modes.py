@@ -13,7 +13,9 @@ from there to the basin's maximum a posteriori (MAP) with Adam, and takes the Ga
 
     log m_k = log p(u_k | D) - 1/2 log det(I + Lambda_k),
 
-``Lambda_k`` the Gauss-Newton curvature of the data term / beta in prior units at ``u_k``. The
+``Lambda_k`` the Gauss-Newton curvature of the data term / beta in prior units at ``u_k``.
+Where the data inform the weights weakly the basins are far from Gaussian, and
+`prior_importance_fractions` (the prior as importance proposal) is the better estimate. The
 basins' Gaussians are what the sampler's mixture start (`langevin_uq.mixture_tilt`) is built from.
 """
 
@@ -78,17 +80,52 @@ def mode_labels(likelihood: MarginalMixtureLikelihood, y, group) -> Int[np.ndarr
 def log_posterior(problem, beta: float):
     """``u -> log p(u | D)`` (unnormalised) for one weight vector in prior units: the data term
     of the run's likelihood divided by ``beta`` plus the standard normal prior."""
+    tilt = _log_tilt(problem, beta)
+    return lambda u: tilt(u)[0] - 0.5 * jnp.sum(u**2)
+
+
+def _log_tilt(problem, beta: float):
+    """``u -> (-data term / beta, predictions (G, T, ny))`` for one weight vector."""
     partition, prior, w_d = problem.partition, problem.prior, problem.w_d
     likelihood, train, inputs = problem.likelihood, problem.train, problem.inputs
     one = jnp.asarray(1.0, problem.dtype)
 
-    def value(u: Float[Array, " ns"]) -> Float[Array, ""]:
+    def value(u: Float[Array, " ns"]):
         w = partition.join(prior.unwhiten(u), w_d)
-        pred = predict_groups(partition, w, inputs)[None]
-        data = likelihood.loss(pred, train.y, train.group, one, partition.log_sigma(w[None]))
-        return -data / beta - 0.5 * jnp.sum(u**2)
+        pred = predict_groups(partition, w, inputs)
+        data = likelihood.loss(pred[None], train.y, train.group, one, partition.log_sigma(w[None]))
+        return -data / beta, pred
 
     return value
+
+
+def prior_importance_fractions(
+    problem, beta: float, key, draws: int = 4096, batch: int = 512
+) -> tuple[Float[np.ndarray, " K"], float]:
+    """Each mode's posterior mass by importance sampling with the prior as the proposal: the
+    weights are ``exp(-data term / beta)``, and a draw belongs to the mode whose mean
+    trajectories (ranked as in `mode_labels`, summed over groups) its predictions are nearest.
+    Unbiased whatever the basins' shapes, and accurate where the data inform the weights weakly
+    (many draws keep weight). Returns the fractions and the effective sample size."""
+    likelihood = problem.likelihood
+    mean = np.asarray(likelihood.mean, np.float64)  # (G, K, T, ny)
+    order = np.argsort(mean.mean(axis=(2, 3)), axis=1)
+    ranked = np.take_along_axis(mean, order[:, :, None, None], axis=1)
+    present = np.asarray(likelihood.present, np.float64)[:, None]
+    value = jax.jit(jax.vmap(_log_tilt(problem, beta)))
+    u = jax.random.normal(key, (draws, problem.partition.n_stochastic), problem.dtype)
+    log_w, label = [], []
+    for s in range(0, draws, batch):
+        lw, pred = value(u[s : s + batch])
+        pred = np.asarray(pred, np.float64)[:, :, None]  # (B, G, 1, T, ny)
+        d = np.sum(present * np.sum((pred - ranked[None]) ** 2, axis=(3, 4)), axis=1)
+        log_w.append(np.asarray(lw, np.float64))
+        label.append(np.argmin(np.where(np.isfinite(d), d, np.inf), axis=1))
+    log_w, label = np.concatenate(log_w), np.concatenate(label)
+    log_w = np.where(np.isfinite(log_w), log_w, -np.inf)
+    w = np.exp(log_w - np.max(log_w))
+    fractions = np.array([w[label == k].sum() for k in range(mean.shape[1])]) / w.sum()
+    return fractions, float(w.sum() ** 2 / np.sum(w**2))
 
 
 def _climb(value, u0, steps: int, lr: float):

@@ -1,5 +1,6 @@
 """The mixture h-transform (`langevin_uq.mixture_tilt`) on an exact two-Gaussian likelihood."""
 
+import json
 import re
 
 import equinox as eqx
@@ -7,14 +8,18 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from conftest import tiny_config
 
 from langevin_uq.config import Config
+from langevin_uq.data import Trajectories
 from langevin_uq.errors import ConfigError
 from langevin_uq.htransform import GaussianStart
 from langevin_uq.mixture_tilt import MixtureTilt
 from langevin_uq.path_weights import path_log_weights
 from langevin_uq.prior import OUPrior
+from langevin_uq.run import fit, load_run, sample_weights
 from langevin_uq.sampler import Drift, LangevinSampler, pseudo_time_grid
+from langevin_uq.systems.ou import OUSystem, simulate_ou
 
 
 def _start(centre, lam):
@@ -97,3 +102,23 @@ def test_path_weights_are_constant_under_the_exact_h_transform_and_correct_a_wro
     p = np.sum(w * low) / w.sum()
     se = np.sqrt(np.sum(w**2 * (low - p) ** 2)) / w.sum()
     assert abs(p - 0.3) < 4 * se + 0.01  # + the 200-step grid's bias (about 0.01 above)
+
+
+def test_a_two_mode_fit_starts_in_both_basins_and_reloads_bit_exactly(tmp_path):
+    """End to end on OU data whose level is bimodal (mu near 0.5 or 1.5): ``sampler.modes =
+    "auto"`` with a two-mode mixture likelihood records both basins' ranks and Laplace fractions,
+    and a run directory reloads the mixture drift (`load_run` builds its skeleton from them)."""
+    low = simulate_ou(OUSystem(n=16, n_times=8, mu_mean=0.5, mu_sd=0.05), jr.key(0))
+    high = simulate_ou(OUSystem(n=16, n_times=8, mu_mean=1.5, mu_sd=0.05), jr.key(1))
+    data = Trajectories(t=np.concatenate([low.t, high.t]), y=np.concatenate([low.y, high.y]),
+                        x=None, y0=np.concatenate([low.y0, high.y0]),
+                        group=np.zeros(32, dtype=int))  # fmt: skip
+    config = tiny_config(likelihood={"kind": "marginal-mixture", "modes": 2},
+                         train={"epochs": 2, "mle_epochs": 200})  # fmt: skip
+    run = fit(data, config, run_dir=tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "model.json").read_text())["drift"]
+    assert len(record["mode_ranks"]) == 2 and np.isclose(sum(record["mode_fractions"]), 1.0)
+    assert isinstance(run.posterior.drift.tilt, MixtureTilt)
+    again = load_run(tmp_path / "run")
+    a, b = (np.asarray(sample_weights(r, 64, jr.key(5))) for r in (run, again))
+    np.testing.assert_array_equal(a, b)
