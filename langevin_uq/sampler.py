@@ -233,6 +233,8 @@ class Drift(eqx.Module):
 
     def with_extra_precision(self, extra: float) -> "Drift":
         """The same drift with ``extra`` added to every weight's precision in the tilt."""
+        if hasattr(self.tilt, "with_extra_precision"):  # a mixture of tilts
+            return eqx.tree_at(lambda d: d.tilt, self, self.tilt.with_extra_precision(extra))
         log_diag = jnp.log(jnp.exp(self.tilt.log_diag) + extra)
         return eqx.tree_at(lambda d: d.tilt.log_diag, self, log_diag)
 

@@ -186,6 +186,7 @@ OUT_OF_RANGE = {
     ("sampler", "gamma0"): [0.5, 0.0],
     ("sampler", "anneal_epochs"): [-1],
     ("sampler", "posterior_samples"): [0],
+    ("sampler", "modes"): [0, -1],
     ("sampler", "drift_init"): ["mle"],
     ("sampler", "gauss_newton_iterations"): [-1],
     ("likelihood", "modes"): [0],

@@ -142,6 +142,10 @@ class SamplerOptions:
     data model linearised at each replica, which evaluates the data model at every step
     (``gauss_newton_iterations`` moves each linearisation point towards where the likelihood
     is). ``max_rank`` caps how many data-informed directions the drift treats jointly.
+    ``modes`` is the number of basins of the weight posterior the drift starts in
+    (`langevin_uq.mixture_tilt`): ``"auto"`` takes ``likelihood.modes`` with the
+    ``marginal-mixture`` likelihood and 1 otherwise; more than 1 needs that likelihood, one basin
+    per data mode, each at its MAP (`langevin_uq.modes.find_basins`) with its Laplace mass.
     """
 
     replicas: int = 256
@@ -157,6 +161,7 @@ class SamplerOptions:
     gamma0: float = 1.0
     anneal_epochs: int = 0
     posterior_samples: int = 1000
+    modes: str | int = "auto"
 
     def __post_init__(self):
         _at_least("sampler", self, 2, "replicas", "steps")
@@ -177,6 +182,12 @@ class SamplerOptions:
         _at_least("sampler", self, 1, "gamma0")
         _non_negative("sampler", self, "anneal_epochs")
         _at_least("sampler", self, 1, "posterior_samples")
+        if isinstance(self.modes, str):
+            _choice("sampler.modes", self.modes, ("auto",))
+        elif isinstance(self.modes, bool) or not float(self.modes).is_integer():
+            raise ConfigError(f"sampler.modes must be 'auto' or a whole number, got {self.modes}")
+        else:
+            _at_least("sampler", self, 1, "modes")
 
 
 @dataclass(frozen=True)

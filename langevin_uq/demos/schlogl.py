@@ -58,6 +58,12 @@ def schlogl_config(
     until the modes smear (measured: final-time W1 0.36 of the mode gap at beta = 1, 0.05 at
     0.01); with the per-time score, beta 0.2 narrowed the high mode to 27 copies and 0.05 gave
     37 (data 45).
+
+    With the paper's likelihood (``"marginal-mixture"``, Eq. 21 corrected) and this ``beta``
+    and ``time_reduction = "sum"``, the weight posterior puts all but about e^-1400 of its mass
+    in the narrow low mode (`bench/schlogl_modes.py`, ``docs/demo-schlogl/modes.md``); the
+    sampler's default ``sampler.modes = "auto"`` starts in both basins with those masses.
+    The paper's picture of two comparable modes needs ``beta = 1`` with ``"mean"``.
     """
     epochs = 300 if quick else 800
     if replicas is None:

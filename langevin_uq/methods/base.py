@@ -72,6 +72,17 @@ class AbstractMethod(eqx.Module):
                 f"sampler.drift_init = {init!r} needs likelihood.kind = 'gaussian', got "
                 f"{lk!r}; 'laplace' serves every likelihood"
             )
+        modes = config.sampler.modes
+        if (
+            modes != "auto"
+            and modes > 1
+            and (lk != "marginal-mixture" or modes != config.likelihood.modes)
+        ):
+            raise ConfigError(
+                f"sampler.modes = {modes} starts one basin per data mode: it needs likelihood.kind"
+                f" = 'marginal-mixture' with likelihood.modes = {modes} (got {lk!r} with "
+                f"{config.likelihood.modes}); use sampler.modes = 'auto' or 1"
+            )
         if config.train.epochs < cls.min_epochs:
             raise ConfigError(
                 f"method.kind = {kind!r} needs train.epochs >= 1; epochs = 0 (sampling the "
