@@ -106,6 +106,5 @@ class MixtureTilt(eqx.Module):
 
     def with_extra_precision(self, extra: float) -> "MixtureTilt":
         """The same mixture with ``extra`` added to every weight's precision in each basin."""
-        tilts = tuple(eqx.tree_at(lambda t: t.log_diag, t, jnp.log(jnp.exp(t.log_diag) + extra))
-                      for t in self.components)  # fmt: skip
+        tilts = tuple(t.with_extra_precision(extra) for t in self.components)
         return eqx.tree_at(lambda m: m.components, self, tilts)

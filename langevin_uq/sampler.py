@@ -17,16 +17,14 @@ start, within 0.25 % of the stationary variance for ``T >= 3``.
 The drift ``g_theta`` (`Drift`) has three parts, each with one job:
 
 * `GaussianTilt`: the exact h-transform of the prior towards a Gaussian likelihood with a
-  diagonal-plus-low-rank precision, in closed form in ``tau``. It is the optimal drift for a
-  model linear in its weights, and it starts at the Gauss-Newton (Laplace) approximation at the
-  MLE (`langevin_uq.htransform.GaussianStart`), so training starts near the posterior instead of
-  at the prior. Its trainable parameters are relative: the centre in units of the start's
-  posterior sd, the precisions through their logarithms, so no Adam step moves it by more than a
-  fraction of the posterior's width.
+  diagonal-plus-low-rank precision, in closed form in ``tau``: the optimal drift for a model
+  linear in its weights, started at the Gauss-Newton (Laplace) approximation at the MLE
+  (`langevin_uq.htransform.GaussianStart`). Its parameters are relative (centre in the start's
+  posterior sds, log precisions), so no Adam step moves it by more than a fraction of the
+  posterior's width. With several basins, `langevin_uq.mixture_tilt.MixtureTilt` takes its place.
 * `ProjectedResidual`: an MLP on the projection of ``u`` onto the data-informed directions that
-  adds what a Gaussian cannot (curved or several-mode posteriors). Its output in each direction
-  is scaled by the start's posterior sd there, so its first steps move replicas by a fraction of
-  the posterior width.
+  adds what a Gaussian cannot (curved posteriors), its output scaled by the start's posterior sd
+  in each direction, so its first steps move replicas by a fraction of the posterior width.
 * an optional fixed guide (`langevin_uq.htransform.GaussNewtonTransform`): the h-transform of
   the data model linearised at each replica, which evaluates the model at every step.
 
@@ -140,6 +138,10 @@ class GaussianTilt(eqx.Module):
         self.sd = start.posterior_sd()
         self.basis = start.eigvecs * jnp.sqrt(start.eigvals)
 
+    def with_extra_precision(self, extra: float) -> "GaussianTilt":
+        """The same tilt with ``extra`` added to every weight's precision (``d``)."""
+        return eqx.tree_at(lambda t: t.log_diag, self, jnp.log(jnp.exp(self.log_diag) + extra))
+
     def __call__(self, u: Float[Array, "R ns"], remaining: Float[Array, ""]):
         centre, sd, basis = jax.lax.stop_gradient((self.centre, self.sd, self.basis))
         c = centre + sd * self.offset
@@ -227,16 +229,11 @@ class Drift(eqx.Module):
         self.residual = ProjectedResidual(start, hidden, key=key)
         self.guide = guide
 
-    @property
-    def rank(self) -> int:
-        return self.residual.basis.shape[1]
+    rank = property(lambda self: self.residual.basis.shape[1])
 
     def with_extra_precision(self, extra: float) -> "Drift":
         """The same drift with ``extra`` added to every weight's precision in the tilt."""
-        if hasattr(self.tilt, "with_extra_precision"):  # a mixture of tilts
-            return eqx.tree_at(lambda d: d.tilt, self, self.tilt.with_extra_precision(extra))
-        log_diag = jnp.log(jnp.exp(self.tilt.log_diag) + extra)
-        return eqx.tree_at(lambda d: d.tilt.log_diag, self, log_diag)
+        return eqx.tree_at(lambda d: d.tilt, self, self.tilt.with_extra_precision(extra))
 
 
 START_PRECISIONS = (0.0, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5)
