@@ -28,30 +28,7 @@ import jax.numpy as jnp
 
 from ._types import Array, Float
 from .htransform import GaussianStart
-from .sampler import GaussianTilt, _expm_symmetric
-
-
-def tilt_terms(
-    tilt: GaussianTilt, u: Float[Array, "R ns"], remaining: Float[Array, ""]
-) -> tuple[Float[Array, "R ns"], Float[Array, " R"]]:
-    """A Gaussian tilt's drift ``g`` (as `GaussianTilt.__call__`) and ``log h`` without its
-    weight: ``-1/2 log det(I + v Lambda) - 1/2 x^T (I + v Lambda)^-1 Lambda x``."""
-    centre, sd, basis = jax.lax.stop_gradient((tilt.centre, tilt.sd, tilt.basis))
-    c = centre + sd * tilt.offset
-    d = jnp.exp(tilt.log_diag)
-    core = _expm_symmetric(tilt.log_core)
-    a = jnp.exp(-remaining)
-    v = -jnp.expm1(-2 * remaining)
-    x = a * u - c
-    lam_x = d * x + (x @ basis) @ core.T @ basis.T
-    e_inv = 1 / (1 + v * d)
-    m = basis @ core
-    inner = jnp.eye(core.shape[0], dtype=u.dtype) + v * (basis.T * e_inv) @ m
-    y = e_inv * lam_x
-    corr = jnp.linalg.solve(inner, (y @ basis).T).T
-    y = y - v * e_inv * (corr @ m.T)
-    log_det = jnp.sum(jnp.log1p(v * d)) + jnp.linalg.slogdet(inner)[1]
-    return -2 * a * y, -0.5 * log_det - 0.5 * jnp.sum(x * y, axis=-1)
+from .sampler import GaussianTilt
 
 
 class MixtureTilt(eqx.Module):
@@ -89,13 +66,13 @@ class MixtureTilt(eqx.Module):
         """``log w_k`` that give the law at ``T`` the masses ``mass_k``."""
         log_mass, start_u, total = jax.lax.stop_gradient((self.log_mass, self.start_u,
                                                           self.total))  # fmt: skip
-        at_start = jnp.stack([tilt_terms(t, start_u[None], total)[1][0]
+        at_start = jnp.stack([t.terms(start_u[None], total)[1][0]
                               for t in self.components])  # fmt: skip
         return log_mass - at_start
 
     def responsibilities(self, u: Float[Array, "R ns"], remaining: Float[Array, ""]):
         """``r_k(u, tau)`` ``(R, K)`` and each component's drift ``(K, R, ns)``."""
-        terms = [tilt_terms(t, u, remaining) for t in self.components]
+        terms = [t.terms(u, remaining) for t in self.components]
         drifts = jnp.stack([g for g, _ in terms])
         log_h = jnp.stack([lh for _, lh in terms], axis=-1) + self.log_weights()
         return jax.nn.softmax(log_h, axis=-1), drifts

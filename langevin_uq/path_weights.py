@@ -13,10 +13,6 @@ expectations, such as each mode's mass, from the sampler's own draws, whatever t
 learned; their effective sample size says how far the sampler's law is from the posterior.
 """
 
-import jax
-import jax.numpy as jnp
-import jax.random as jr
-
 from ._types import Array, Float, PRNGKeyArray
 from .sampler import Drift, LangevinSampler
 
@@ -26,27 +22,5 @@ def path_log_weights(
 ) -> tuple[Float[Array, "R ns"], Float[Array, " R"]]:
     """``(w_T, log dP_prior / dQ)``: the replicas' last states in weight units and each path's
     log likelihood ratio of the prior's chain to the sampler's (gamma = 1)."""
-    dtype = sampler.init_center.dtype
-    k_init, k_steps = jr.split(key)
-    ns = sampler.init_center.shape[0]
-    u0 = sampler.prior.whiten(sampler.init_center) + sampler.init_noise * jr.normal(
-        k_init, (n_replicas, ns), dtype
-    )
-    remaining = sampler.remaining.astype(dtype)
-    step_keys = jr.split(k_steps, remaining.shape[0] - 1)
-
-    def step(carry, inputs):
-        u, log_w = carry
-        left, h, k = inputs
-        g = sampler.drift_correction(drift, u, left)
-        c = -0.5 * jnp.expm1(-2 * h)
-        xi = jr.normal(k, u.shape, dtype)
-        log_w = log_w - c * jnp.sum(g**2, -1) / 4 - jnp.sqrt(2 * c) * jnp.sum(g * xi, -1) / 2
-        return (jnp.exp(-h) * u + c * g + jnp.sqrt(2 * c) * xi, log_w), None
-
-    (u_end, log_w), _ = jax.lax.scan(
-        step,
-        (u0, jnp.zeros(n_replicas, dtype)),
-        (remaining[:-1], remaining[:-1] - remaining[1:], step_keys),
-    )
-    return sampler.prior.unwhiten(u_end), log_w
+    w_t, log_ratio, _ = sampler.simulate(drift, key, n_replicas, log_ratio=True)
+    return w_t, log_ratio
