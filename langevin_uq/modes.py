@@ -27,11 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._types import Array, Float, Int
+from ._types import Float, Int
 from .errors import ConfigError
 from .htransform import GaussianStart, gaussian_start, prediction_jacobian
 from .likelihoods import MarginalMixtureLikelihood
-from .problem import TrainingArrays, predict_groups
+from .problem import TrainingArrays, data_log_tilt
 from .train import fit_mle
 
 
@@ -59,21 +59,26 @@ class Basin:
         return self.log_post - 0.5 * self.log_det
 
 
+def mode_order(likelihood: MarginalMixtureLikelihood) -> Int[np.ndarray, "G K"]:
+    """Each group's mixture modes from the lowest mean over times and outputs to the highest
+    (a group's absent modes last): rank ``k`` is what pairs modes across groups."""
+    mean = np.asarray(likelihood.mean, np.float64).mean(axis=(2, 3))  # (G, K)
+    present = np.asarray(likelihood.log_weights) > -1e29
+    return np.argsort(np.where(present, mean, np.inf), axis=1)
+
+
 def mode_labels(likelihood: MarginalMixtureLikelihood, y, group) -> Int[np.ndarray, " N"]:
-    """Each trajectory's mode, ``0..K-1`` ordered by the mode's mean over times and outputs in
-    its group (so mode 0 is the lowest in every group: the choice that pairs modes across
-    groups), by the nearest mode mean."""
+    """Each trajectory's mode rank ``0..K-1`` (`mode_order`: mode 0 is the lowest in every
+    group), by the nearest of its group's mode means."""
     mean = np.asarray(likelihood.mean, np.float64)  # (G, K, T, ny)
-    present = np.asarray(likelihood.log_weights) > -1e29  # (G, K)
+    n_present = np.sum(np.asarray(likelihood.log_weights) > -1e29, axis=1)
+    order = mode_order(likelihood)
     y, group = np.asarray(y, np.float64), np.asarray(group)
     labels = np.zeros(len(y), dtype=int)
     for g in np.unique(group):
-        keep = np.flatnonzero(present[g])
-        order = keep[np.argsort(mean[g, keep].mean(axis=(1, 2)))]
-        rank = {int(m): r for r, m in enumerate(order)}
         members = np.flatnonzero(group == g)
-        d = np.sum((y[members, None] - mean[g][None, order]) ** 2, axis=(2, 3))
-        labels[members] = [rank[int(order[i])] for i in np.argmin(d, axis=1)]
+        ranked = mean[g][order[g, : n_present[g]]]
+        labels[members] = np.argmin(np.sum((y[members, None] - ranked[None]) ** 2, axis=(2, 3)), 1)
     return labels
 
 
@@ -85,18 +90,10 @@ def log_posterior(problem, beta: float):
 
 
 def _log_tilt(problem, beta: float):
-    """``u -> (-data term / beta, predictions (G, T, ny))`` for one weight vector."""
-    partition, prior, w_d = problem.partition, problem.prior, problem.w_d
-    likelihood, train, inputs = problem.likelihood, problem.train, problem.inputs
-    one = jnp.asarray(1.0, problem.dtype)
-
-    def value(u: Float[Array, " ns"]):
-        w = partition.join(prior.unwhiten(u), w_d)
-        pred = predict_groups(partition, w, inputs)
-        data = likelihood.loss(pred[None], train.y, train.group, one, partition.log_sigma(w[None]))
-        return -data / beta, pred
-
-    return value
+    """``u -> (-data term / beta, predictions (G, T, ny))`` for one weight vector (prior units)."""
+    tilt = data_log_tilt(problem.partition, problem.likelihood, problem.inputs, problem.train,
+                         problem.w_d, beta)  # fmt: skip
+    return lambda u: tilt(problem.prior.unwhiten(u))
 
 
 def prior_importance_fractions(
@@ -109,8 +106,7 @@ def prior_importance_fractions(
     (many draws keep weight). Returns the fractions and the effective sample size."""
     likelihood = problem.likelihood
     mean = np.asarray(likelihood.mean, np.float64)  # (G, K, T, ny)
-    order = np.argsort(mean.mean(axis=(2, 3)), axis=1)
-    ranked = np.take_along_axis(mean, order[:, :, None, None], axis=1)
+    ranked = np.take_along_axis(mean, mode_order(likelihood)[:, :, None, None], axis=1)
     present = np.asarray(likelihood.present, np.float64)[:, None]
     value = jax.jit(jax.vmap(_log_tilt(problem, beta)))
     u = jax.random.normal(key, (draws, problem.partition.n_stochastic), problem.dtype)
@@ -179,12 +175,8 @@ def find_basins(
                                        problem.train)  # fmt: skip
     labels = mode_labels(likelihood, train.y, train.group)
     value = log_posterior(problem, beta)
-    n_groups, n_times = inputs.n_groups, train.y.shape[1]
-    order = []
-    mean = np.asarray(likelihood.mean, np.float64)
-    for g in range(n_groups):  # mode_index[g, k]: likelihood's mode of rank k in group g
-        order.append(np.argsort(mean[g].mean(axis=(1, 2))))
-    order = np.stack(order)
+    n_times = train.y.shape[1]
+    order = mode_order(likelihood)  # order[g, k]: the likelihood's mode of rank k in group g
     n_modes = int(labels.max()) + 1
     basins = []
     for k in range(n_modes):

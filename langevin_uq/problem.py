@@ -90,6 +90,26 @@ def training_arrays(traj: Trajectories | None, dtype=jnp.float32) -> TrainingArr
     return TrainingArrays(y=jnp.asarray(traj.y, dtype), group=jnp.asarray(traj.group, jnp.int32))
 
 
+def data_log_tilt(
+    partition: WeightPartition, likelihood, inputs: GroupInputs, arrays: TrainingArrays, w_d,
+    beta,
+):  # fmt: skip
+    """``w_S -> (-data term / beta, predictions (G, T, ny))`` for one stochastic-weight vector:
+    the likelihood factor of the posterior of METHOD section 5 ("Which posterior"), scored by
+    ``likelihood.loss`` on ``arrays`` as the training loop scores one replica."""
+    one = jnp.ones((), inputs.t.dtype)
+
+    def value(w_s: Float[Array, " ns"]):
+        w = partition.join(w_s, w_d)
+        pred = predict_groups(partition, w, inputs)
+        data = likelihood.loss(
+            pred[None], arrays.y, arrays.group, one, partition.log_sigma(w[None])
+        )
+        return -data / beta, pred
+
+    return value
+
+
 OVERFLOW_DISTANCE = 1e3
 """Where a replica whose data model overflowed is put, in units of ``1 + max |y|``: far enough
 from every trajectory that its data term is large, near enough that it stays finite."""

@@ -31,7 +31,7 @@ from .errors import DataError
 from .posterior import EmpiricalPosterior, LangevinPosterior
 from .prepare import relabel_groups, run_likelihood, scaled_split
 from .prior import ou_prior
-from .problem import predict_groups, training_arrays
+from .problem import data_log_tilt, predict_groups, training_arrays
 from .run import FittedRun, sample_weights
 from .sampler import Drift, LangevinSampler
 
@@ -112,14 +112,10 @@ def posterior_score_fn(
     config, partition, dtype = run.config, run.partition, run.w_mle.dtype
     prior = ou_prior(partition, run.w_mle, config.prior)
     beta = jnp.asarray(config.train.beta, dtype)
-    one = jnp.asarray(1.0, dtype)
+    tilt = data_log_tilt(partition, likelihood, inputs, arrays, run.w_d, beta)
 
     def log_density(w_s):
-        w = partition.join(w_s, run.w_d)
-        pred = predict_groups(partition, w, inputs)[None]  # one replica: (1, G, T, ny)
-        log_sigma = partition.log_sigma(w[None])
-        data_term = likelihood.loss(pred, arrays.y, arrays.group, one, log_sigma)
-        return -0.5 * jnp.sum(prior.whiten(w_s) ** 2) - data_term / beta
+        return -0.5 * jnp.sum(prior.whiten(w_s) ** 2) + tilt(w_s)[0]
 
     return jax.grad(log_density)
 
