@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@# dcor numba-compiles its kernels on first import (~30 s); do it once here, into the venv's cache
+	$(BIN)/python -c "import dcor"
 	@touch $(STAMP)
 
 demo: venv

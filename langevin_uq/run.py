@@ -19,7 +19,7 @@ from .config import Config
 from .data import Scaler, Trajectories
 from .errors import ConfigError, RunDirError, TrainingDivergedError
 from .methods import AbstractMethod, method_for
-from .posterior import AbstractPosterior
+from .posterior import AbstractPosterior, draw_in_support
 from .prepare import Problem, data_model, dtype_of, prepare, relabel_groups, setup
 from .problem import GroupInputs, predict_ensemble
 from .seeding import fit_keys, stream
@@ -274,20 +274,22 @@ def sample_weights(run: FittedRun, n: int, key: PRNGKeyArray, *, batch: int = 81
 
     For the Langevin sampler one simulation of the learned SDE with ``n`` replicas (in batches of
     ``batch``), no data-model evaluations; for BBVI draws of the guide; for NUTS draws of the
-    stored chains. Deterministic entries are repeated in every row.
+    stored chains. Deterministic entries are repeated in every row. A draw known to lie where
+    the data model overflows (the Gauss-Newton guide checks its own) is drawn again
+    (`langevin_uq.posterior.draw_in_support`).
     """
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, got {n}")
     parts = []
     for i, start in enumerate(range(0, n, batch)):
         size = min(batch, n - start)
-        parts.append(_draw(run.posterior, run.partition, run.w_d, jr.fold_in(key, i), size))
+        w_s = draw_in_support(run.posterior, jr.fold_in(key, i), size)
+        parts.append(_join(run.partition, w_s, run.w_d))
     return jnp.concatenate(parts, axis=0)
 
 
 @eqx.filter_jit
-def _draw(posterior: AbstractPosterior, partition: WeightPartition, w_d, key, n: int):
-    w_s = posterior.draw(key, n)
+def _join(partition: WeightPartition, w_s, w_d):
     return partition.join(w_s, w_d)
 
 

@@ -108,7 +108,11 @@ def test_gauss_newton_transform_is_the_h_transform_of_the_linearised_model(group
         rng = np.random.default_rng(groups)
         n_traj = 3 * groups
         group = jnp.asarray(np.arange(n_traj) % groups)
-        y = jnp.asarray(rng.normal(size=(n_traj, 4, 1)))
+        # data of a nearby model, where every Gauss-Newton step lowers the objective (the
+        # transform takes it whole; see the damping test below)
+        y_true = predict_groups(partition, w0 + 0.2 * jnp.asarray(rng.normal(size=w0.shape)),
+                                inputs)  # fmt: skip
+        y = y_true[group] + 0.1 * jnp.asarray(rng.normal(size=(n_traj, 4, 1)))
         sigma, beta, s = jnp.asarray([0.3]), 0.5, 0.8
         guide = GaussNewtonTransform.from_data(partition, inputs, jnp.zeros(0), y, group,
                                                sigma, beta, iterations)  # fmt: skip
@@ -201,5 +205,41 @@ def test_the_guide_at_a_replica_whose_model_overflows_is_zero_and_leaves_gradien
     u = jnp.array([[0.1], [50.0]])
     g = guide_drift(u, guide, jnp.asarray(0.5), prior)
     assert np.isfinite(g[0, 0]) and g[1, 0] == 0.0
+    np.testing.assert_array_equal(guide.overflows(prior.unwhiten(u)), [False, True])
     grad = jax.grad(lambda u: jnp.sum(guide_drift(u, guide, jnp.asarray(0.5), prior)))(u)
     assert np.all(np.isfinite(grad)) and grad[1, 0] == 0.0
+
+
+def test_the_guide_never_points_where_its_own_objective_is_higher():
+    """Far from the data a linearisation proposes Gauss-Newton steps that raise the objective
+    of ``u_T`` given ``u`` (misfit plus ``|x - a u|^2 / 2v``); the guide's mean ``m = a u + v g /
+    (2 a)`` never does, while the undamped Kalman step from ``a u`` does for some replicas."""
+    partition, w0, inputs = _small_node(1)
+    rng = np.random.default_rng(0)
+    y = jnp.asarray(3.0 * rng.normal(size=(3, 4, 1)))  # far from anything the NODE predicts
+    guide = GaussNewtonTransform.from_data(partition, inputs, jnp.zeros(0), y, jnp.zeros(3, int),
+                                           jnp.asarray([0.1]), 1.0, 1)  # fmt: skip
+    prior = OUPrior(w0, 1.0)
+    remaining = jnp.asarray(0.5)
+    a, v = jnp.exp(-remaining), -jnp.expm1(-2 * remaining)
+    u = jnp.asarray(2.0 * rng.normal(size=(64, w0.shape[0])), jnp.float32)
+
+    def predict(x):
+        return predict_groups(partition, prior.unwhiten(x), inputs).ravel()
+
+    def objective(x, mu):
+        misfit = 0.5 * jnp.sum(guide.precision.ravel() * (predict(x) - guide.target.ravel()) ** 2)
+        return misfit + 0.5 * jnp.sum((x - mu) ** 2) / v
+
+    def undamped(mu):
+        jac = jax.jacfwd(predict)(mu)
+        noise = jnp.diag(1.0 / guide.precision.ravel())
+        return mu + v * jac.T @ jnp.linalg.solve(noise + v * jac @ jac.T,
+                                                 guide.target.ravel() - predict(mu))  # fmt: skip
+
+    mu = a * u
+    m = mu + v * jax.vmap(guide, in_axes=(0, None, None))(u, remaining, prior) / (2 * a)
+    at_mu = jax.vmap(objective)(mu, mu)
+    assert np.all(np.asarray(jax.vmap(objective)(m, mu)) <= np.asarray(at_mu) * (1 + 1e-5))
+    raised = np.asarray(jax.vmap(objective)(jax.vmap(undamped)(mu), mu)) > np.asarray(at_mu)
+    assert raised.sum() >= 5, raised.sum()
