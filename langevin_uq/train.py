@@ -33,6 +33,10 @@ CHUNK = 10
 # --------------------------------------------------------------------------- MLE pre-fit
 
 
+MLE_PROGRESS = 1e-3
+"""Relative fall of the MLE's training error that counts as progress for early stopping."""
+
+
 class MLEResult(NamedTuple):
     w: Float[Array, " nw"]
     train_mse: float
@@ -59,26 +63,34 @@ def fit_mle(
     """Least-squares fit of all weights with Adam and early stopping (METHOD section 4).
 
     The returned weights are those with the lowest validation error (training error when there
-    is no validation set); training stops once ``patience`` epochs pass without improvement.
+    is no validation set). Training stops once ``patience`` epochs pass in which neither the
+    validation error reached a new low nor the training error fell by a fraction
+    `MLE_PROGRESS` below its last such mark: Adam's first epochs swing the weights about, and a
+    small validation split can score one of those swings lower than anything the slow
+    descent that follows reaches within ``patience`` epochs (measured: examples/hybrid, 2
+    validation trajectories, stopped at epoch 240 with the training error 8x the converged one).
     """
     optimiser = optax.adam(lr)
     watch = validation if validation is not None else train
 
     @eqx.filter_jit
-    def chunk(w, opt_state, best_w, best, since):
+    def chunk(w, opt_state, best_w, best, mark, since):
         def body(carry, _):
-            w, opt_state, best_w, best, since = carry
-            grad = jax.grad(_mse, argnums=1)(partition, w, inputs, train)
+            w, opt_state, best_w, best, mark, since = carry
+            loss, grad = jax.value_and_grad(_mse, argnums=1)(partition, w, inputs, train)
             updates, opt_state = optimiser.update(grad, opt_state, w)
             w = optax.apply_updates(w, updates)
             score = _mse(partition, w, inputs, watch)
             better = jnp.isfinite(score) & (score < best)
             best_w = jnp.where(better, w, best_w)
             best = jnp.where(better, score, best)
-            since = jnp.where(better, 0, since + 1)
-            return (w, opt_state, best_w, best, since), None
+            descending = jnp.isfinite(loss) & (loss < (1 - MLE_PROGRESS) * mark)
+            mark = jnp.where(descending, loss, mark)
+            since = jnp.where(better | descending, 0, since + 1)
+            return (w, opt_state, best_w, best, mark, since), None
 
-        carry, _ = jax.lax.scan(body, (w, opt_state, best_w, best, since), None, length=CHUNK)
+        carry = (w, opt_state, best_w, best, mark, since)
+        carry, _ = jax.lax.scan(body, carry, None, length=CHUNK)
         return carry
 
     carry = (
@@ -86,13 +98,14 @@ def fit_mle(
         optimiser.init(w_init),
         w_init,
         jnp.asarray(jnp.inf, w_init.dtype),
+        jnp.asarray(jnp.inf, w_init.dtype),
         jnp.asarray(0, jnp.int32),  # an array from the start, so the chunk compiles once
     )
     done = 0
     while done < epochs:
         carry = chunk(*carry)
         done += CHUNK
-        if int(carry[4]) >= patience:
+        if int(carry[5]) >= patience:
             break
     best_w = carry[2]
     return MLEResult(

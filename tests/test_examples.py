@@ -50,6 +50,32 @@ def test_hybrid_through_the_python_api(tmp_path):
     assert 0 < summary["k_mean"] < 5 and summary["k_sd"] > 0
 
 
+def test_hybrid_mle_fits_to_the_noise_level():
+    """The example's MLE pre-fit (3000 epochs, default patience) reaches the data's noise sd
+    0.02. It used to stop at epoch 240, on a validation low that Adam's first swings hit by
+    chance on the 2 validation trajectories, with noise sd 0.057 and k = 0.80 (true 0.5)."""
+    import jax.random as jr
+
+    from langevin_uq.config import Config
+    from langevin_uq.prepare import data_model, dtype_of, prepare, relabel_groups
+
+    hybrid = _module(EXAMPLES / "hybrid" / "hybrid.py", "example_hybrid")
+    config = Config.from_dict({
+        "partition": {"stochastic": ["log_k", "net.layers.1"]},
+        "likelihood": {"sigma": "learn"},
+        "train": {"mle_epochs": 3000},
+    })  # fmt: skip
+    dtype = dtype_of(config.train)
+    model, own = data_model(config.model, 0, 1, 0, dtype, hybrid.DecayWithSource(key=jr.key(0)))
+    problem = prepare(relabel_groups(hybrid.simulate()), model, own, dtype,
+                      data_options=config.data, model_options=config.model,
+                      partition=config.partition, prior=config.prior,
+                      likelihood=config.likelihood, train=config.train)  # fmt: skip
+    w, names = np.asarray(problem.w_mle), problem.partition.names
+    assert 0.017 < np.exp(w[names.index("log_sigma[0]")]) < 0.023
+    assert 0.45 < np.exp(w[names.index("log_k[0]")]) < 0.6
+
+
 @pytest.mark.slow
 def test_reaction_network_default_sampler_matches_nuts(tmp_path):
     """Issue 18's must-show: the default sampler on the example's six weights (three rates, the
