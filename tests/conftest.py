@@ -2,7 +2,9 @@
 
 import contextlib
 import io
+import os
 import sys
+from pathlib import Path
 
 import jax
 import jax.random as jr
@@ -18,6 +20,16 @@ from langevin_uq.systems.ou import OUSystem, simulate_ou
 settings.register_profile("seeded", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile("seeded")
+
+# One on-disk cache of compiled XLA programs for the whole run, shared by the xdist workers and
+# the `langevin-uq` subprocesses they start (which inherit the variable): many tests compile the
+# same small fits. A program is looked up by its HLO and compile options, so a hit runs what a
+# fresh compilation would have built.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation"),
+)
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 
 @pytest.fixture(autouse=True, scope="module")
