@@ -27,6 +27,7 @@ from .errors import (
     DataError,
     LangevinUQError,
     RunDirError,
+    SupportWarning,
     TrainingDivergedError,
     TrainingInterrupted,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "LangevinUQError",
     "RunDirError",
     "Scaler",
+    "SupportWarning",
     "TrainingDivergedError",
     "TrainingInterrupted",
     "Trajectories",

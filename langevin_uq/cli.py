@@ -10,13 +10,14 @@ import contextlib
 import inspect
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from . import registry
-from .errors import ConfigError, LangevinUQError, TrainingInterrupted
+from .errors import ConfigError, LangevinUQError, SupportWarning, TrainingInterrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -267,6 +268,7 @@ def demo(
 
 def main() -> None:
     """Console entry point: run the app, turning library errors into exit status 2."""
+    warnings.showwarning = _show_warning
     try:
         app()  # standalone: usage errors print the usage line and exit 2 on their own
     except LangevinUQError as err:
@@ -285,6 +287,17 @@ def _stop_on_interrupt():
         _fail(str(err), status=130)
     except KeyboardInterrupt:
         _fail("interrupted", status=130)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The library's own warnings as one plain line; any other as Python shows it."""
+    if issubclass(category, SupportWarning):
+        print(f"langevin-uq: warning: {str(message).rstrip('.')}.", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def _fail(message: str, status: int = 2) -> None:

@@ -31,6 +31,11 @@ class ComparisonFailedError(LangevinUQError, RuntimeError):
     """Every method of a comparison failed; its table says why, method by method."""
 
 
+class SupportWarning(UserWarning):
+    """Some posterior draws landed where the data model overflows and were drawn again; the
+    command line prints it as one plain line."""
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on SIGINT after finishing the current epochs and saving a checkpoint.
 

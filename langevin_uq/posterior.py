@@ -17,7 +17,7 @@ import jax.random as jr
 import numpy as np
 
 from ._types import Array, Bool, Float, PRNGKeyArray
-from .errors import TrainingDivergedError
+from .errors import SupportWarning, TrainingDivergedError
 from .sampler import Drift, LangevinSampler
 
 
@@ -109,10 +109,6 @@ class EmpiricalPosterior(AbstractPosterior):
 MAX_OUTSIDE_FRACTION = 0.01
 """Above this share of draws outside the posterior's support `draw_in_support` refuses: the
 sampler's law is then too far from the posterior for a redraw to hide it."""
-
-
-class SupportWarning(UserWarning):
-    """Some draws landed where the data model overflows and were drawn again."""
 
 
 def draw_in_support(

@@ -690,3 +690,12 @@ def test_usage_errors_exit_2_without_traceback(cli, argv):
     code, _, err = cli(*argv)
     assert code == 2
     assert "Traceback" not in err and err.strip()
+
+
+def test_the_library_s_warnings_are_one_plain_line(capsys):
+    from langevin_uq.cli import _show_warning
+    from langevin_uq.errors import SupportWarning
+
+    message = "3 of 1000 posterior draws made the data model overflow and were drawn again"
+    _show_warning(SupportWarning(message), SupportWarning, "posterior.py", 1)
+    assert capsys.readouterr().err == f"langevin-uq: warning: {message}.\n"

@@ -2,8 +2,8 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from langevin_uq.errors import TrainingDivergedError
-from langevin_uq.posterior import AbstractPosterior, SupportWarning, draw_in_support
+from langevin_uq.errors import SupportWarning, TrainingDivergedError
+from langevin_uq.posterior import AbstractPosterior, draw_in_support
 
 
 class HalfSupported(AbstractPosterior):
