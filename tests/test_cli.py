@@ -661,7 +661,16 @@ def test_demo_refuses_unavailable_system(tmp_path, cli):
     assert not out.exists()
 
 
-def test_demo_ou_quick(tmp_path, cli):
+def test_demo_ou_quick(tmp_path, cli, monkeypatch):
+    from langevin_uq.demos import ou
+
+    plain = ou.ou_config
+
+    def shorter(*args, **kwargs):  # the command's pipeline, not the fit's quality
+        config = plain(*args, **kwargs)
+        return config.replace(train={"epochs": 20}, sampler={"posterior_samples": 256})
+
+    monkeypatch.setattr(ou, "ou_config", shorter)  # where run_ou_demo looks it up
     out = tmp_path / "demo"
     code, _, err = cli("demo", "ou", "--quick", "--out", out, "--no-progress")
     assert code == 0, err
