@@ -20,7 +20,8 @@ def finite_rows(fn: Callable, *args) -> tuple[Array, Bool[Array, " R"]]:
     return _finite_rows(args, fn)
 
 
-def _bad_rows(out):
+def nonfinite_rows(out: Array) -> Bool[Array, " R"]:
+    """Which rows (leading axis) of ``out`` hold a NaN or an infinity."""
     return ~jnp.all(jnp.isfinite(out).reshape(out.shape[0], -1), axis=1)
 
 
@@ -31,7 +32,7 @@ def _masked(out, bad):
 @eqx.filter_custom_vjp
 def _finite_rows(args, fn):
     out = fn(*args)
-    bad = _bad_rows(out)
+    bad = nonfinite_rows(out)
     return _masked(out, bad), bad
 
 
@@ -39,7 +40,7 @@ def _finite_rows(args, fn):
 def _finite_rows_fwd(perturbed, args, fn):
     dynamic, static = eqx.partition(args, eqx.is_inexact_array)
     out, pullback = jax.vjp(lambda d: fn(*eqx.combine(d, static)), dynamic)
-    bad = _bad_rows(out)
+    bad = nonfinite_rows(out)
     return (_masked(out, bad), bad), (pullback, bad)
 
 

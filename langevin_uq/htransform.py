@@ -42,10 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._finite import finite_rows
+from ._finite import finite_rows, nonfinite_rows
 from ._types import Array, Bool, Float, Int
 from .prior import OUPrior
-from .problem import GroupInputs, group_means, predict_groups
+from .problem import GroupInputs, group_means, predict_ensemble, predict_groups
 from .weights import WeightPartition
 
 
@@ -228,12 +228,8 @@ class GaussNewtonTransform(eqx.Module):
     def overflows(self, w_s: Float[Array, "R ns"]) -> Bool[Array, " R"]:
         """Which weight vectors make the data model overflow (a non-finite prediction) on the
         training inputs: there the data term is infinite and the posterior has no mass."""
-
-        def predict(w):
-            return predict_groups(self.partition, self.partition.join(w, self.w_d), self.inputs)
-
-        pred = jax.vmap(predict)(w_s)
-        return ~jnp.all(jnp.isfinite(pred).reshape(w_s.shape[0], -1), axis=1)
+        w = self.partition.join(w_s, self.w_d)
+        return nonfinite_rows(predict_ensemble(self.partition, w, self.inputs))
 
     def __call__(
         self, u: Float[Array, " ns"], remaining: Float[Array, ""], prior: OUPrior
@@ -275,6 +271,7 @@ class GaussNewtonTransform(eqx.Module):
         mu0 = jax.lax.stop_gradient(mu)
         x = mu0
         reach = NEWTON_LIMIT / jnp.sqrt(v)  # on the gain: v * gain within 3 sqrt(v); inf at T
+        v_floor = jnp.maximum(v, jnp.finfo(v.dtype).tiny)  # divides; v = 0 stays finite
 
         def bounded(jac, residual):
             return jnp.clip(gain(jac, residual), -reach, reach)
@@ -283,7 +280,7 @@ class GaussNewtonTransform(eqx.Module):
             """What the mean of ``u_T`` given ``u`` and the data minimises (infinite where the
             model overflows)."""
             misfit = 0.5 * jnp.sum((root * (y - y_bar)) ** 2)
-            prior_term = 0.5 * jnp.sum((x - mu0) ** 2) / jnp.maximum(v, jnp.finfo(v.dtype).tiny)
+            prior_term = 0.5 * jnp.sum((x - mu0) ** 2) / v_floor
             return jnp.where(jnp.isfinite(misfit), misfit, jnp.inf) + prior_term
 
         def damping(x, y, step):
@@ -301,8 +298,8 @@ class GaussNewtonTransform(eqx.Module):
         y, jac = jax.lax.stop_gradient(linearise(x))
         b = bounded(jac, y_bar - y - jac @ (mu - x))
         t = jax.lax.stop_gradient(damping(x, y, mu + v * b - x))
-        # 2 a (m - a u) / v with m = x + t (mu + v b - x); written so that v = 0 stays finite
-        return 2 * a * (t * b + (1 - t) * (x - mu) / jnp.maximum(v, jnp.finfo(v.dtype).tiny))
+        # 2 a (m - a u) / v with m = x + t (mu + v b - x), the 1 / v cancelled where it can
+        return 2 * a * (t * b + (1 - t) * (x - mu) / v_floor)
 
 
 def guide_drift(

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.stats import norm
 
 from . import rundir
+from ._finite import nonfinite_rows
 from ._types import Array, Float, PRNGKeyArray
 from .data import Trajectories
 from .diagnostics import ksd_report, verdict
@@ -223,7 +224,7 @@ def run_diagnostics(run: FittedRun, data: Trajectories, key: PRNGKeyArray, n: in
         report = ksd_report(w_s, score_fn, ksd_key, max_samples=n)
     except eqx.EquinoxRuntimeError:  # a draw where the posterior's score is not finite
         scores = jax.jit(jax.vmap(score_fn))(w_s)
-        bad = int(jnp.sum(~jnp.all(jnp.isfinite(scores), axis=1)))
+        bad = int(jnp.sum(nonfinite_rows(scores)))
         why = (f"{bad} of {w_s.shape[0]} draws lie where the posterior's score is not finite "
                "(the data model overflows there): the sampler put mass where the posterior "
                "has none")  # fmt: skip
