@@ -18,13 +18,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _problem import problem_for
 
 from langevin_uq import metrics
 from langevin_uq.demos import final_time_modes, schlogl_config
 from langevin_uq.demos._common import fit_and_score
 from langevin_uq.modes import log_posterior
 from langevin_uq.path_weights import path_log_weights
-from langevin_uq.prepare import data_model, dtype_of, prepare, relabel_groups
 from langevin_uq.problem import predict_groups
 from langevin_uq.seeding import stream
 from langevin_uq.systems.schlogl import SchloglSystem, simulate_schlogl
@@ -88,9 +88,7 @@ def main() -> None:
 
 def _weighted_fraction(data, config, fitted, centers, seed, n=4096, batch=512) -> str:
     """The replicas' low-mode fraction weighted by their path importance weights."""
-    dtype = dtype_of(config)
-    model, own = data_model(config, data.n_outputs, data.n_inputs, dtype)
-    problem = prepare(relabel_groups(data), config, model, own, dtype, (fitted.run.w_mle, {}))
+    problem = problem_for(data, config, (fitted.run.w_mle, {}))
     value = jax.jit(jax.vmap(log_posterior(problem, config.train.beta)))
     post = fitted.run.posterior
     w_t, log_path = jax.jit(path_log_weights, static_argnums=3)(

@@ -20,10 +20,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _problem import problem_for
 
 from langevin_uq.demos import schlogl_config
 from langevin_uq.modes import find_basins, laplace_fractions, log_posterior
-from langevin_uq.prepare import data_model, dtype_of, prepare, relabel_groups
+from langevin_uq.prepare import relabel_groups
 from langevin_uq.problem import predict_groups
 from langevin_uq.seeding import stream
 from langevin_uq.systems.schlogl import SchloglSystem, simulate_schlogl
@@ -36,9 +37,7 @@ def schlogl_problem(seed: int, reduction: str, quick: bool = True, mle=None):
     config = schlogl_config("marginal-mixture", quick=quick, seed=seed).replace(
         likelihood={"time_reduction": reduction}
     )
-    dtype = dtype_of(config)
-    model, own = data_model(config, data.n_outputs, data.n_inputs, dtype)
-    return config, prepare(data, config, model, own, dtype, mle)
+    return config, problem_for(data, config, mle)
 
 
 def _final_value(problem):

@@ -18,6 +18,7 @@ from sklearn.cluster import KMeans
 
 from ._types import Array, Float, Int
 from .errors import ConfigError
+from .strata import strata
 
 KINDS = ("gaussian", "marginal-mixture", "energy-score")
 _LOG_2PI = float(np.log(2 * np.pi))
@@ -94,6 +95,10 @@ class MarginalMixtureLikelihood(AbstractLikelihood):
         present: 1 for groups with training trajectories, 0 for the others (a group seen only
             in validation has no modes and contributes nothing), ``(G,)``.
         time_reduction: ``"sum"`` or ``"mean"`` over observation times.
+        strata_log_mass: with a stratified sampler (`for_strata`), the basins' log shares of
+            the replicas ``(K,)``; ``None`` scores every replica against the whole mixture.
+        mode_rank: with ``strata_log_mass``, each mode's rank per group (`langevin_uq.modes.
+            mode_order`: rank ``k`` is basin ``k``) ``(G, K)``.
     """
 
     log_weights: Float[Array, "G K"]
@@ -101,13 +106,38 @@ class MarginalMixtureLikelihood(AbstractLikelihood):
     sigma: Float[Array, "G K T ny"]
     present: Float[Array, " G"]
     time_reduction: str = eqx.field(static=True)
+    strata_log_mass: Float[Array, " K"] | None = None
+    mode_rank: Int[Array, "G K"] | None = None
 
     def loss(self, y_pred, y, group, scale, log_sigma=None):
         z = (y_pred[:, :, None] - self.mean[None]) / self.sigma[None]
         log_normal = jnp.sum(-0.5 * z**2 - jnp.log(self.sigma[None]) - 0.5 * _LOG_2PI, axis=-1)
-        log_mix = jax.nn.logsumexp(log_normal + self.log_weights[None, :, :, None], axis=2)
+        log_mix = jax.nn.logsumexp(log_normal + self._replica_log_weights(y_pred.shape[0])[..., None],
+                                   axis=2)  # fmt: skip
         reduce = jnp.mean if self.time_reduction == "mean" else jnp.sum
         return -jnp.mean(jnp.sum(reduce(log_mix, axis=-1) * self.present, axis=-1))
+
+    def _replica_log_weights(self, n: int) -> Float[Array, "R G K"]:
+        """``log pi_k`` per replica: the whole mixture, or with strata the replica's own mode
+        alone in every group where that mode is present (``pi_k`` kept, not renormalised, so
+        inside its basin the restricted score is the mixture's up to the other modes' share)."""
+        log_w = self.log_weights[None]
+        if self.strata_log_mass is None:
+            return log_w
+        own = self.mode_rank[None] == strata(self.strata_log_mass, n)[:, None, None]
+        own = own & (log_w > -1e29)
+        keep = own | ~jnp.any(own, axis=-1, keepdims=True)
+        return jnp.where(keep, log_w, -1e30)
+
+    def for_strata(self, mass: Float[np.ndarray, " K"], mode_rank: Int[np.ndarray, "G K"]):
+        """The same likelihood scoring replica ``i`` of ``R`` against its stratum's mode only
+        (`langevin_uq.strata`, ``mass`` the basins' shares, lowest mode first): the data term of
+        the weight posterior restricted to that basin (`langevin_uq.mixture_tilt`)."""
+        mass = np.asarray(mass, np.float64)
+        log_mass = jnp.asarray(np.log(np.maximum(mass / mass.sum(), 1e-30)), self.mean.dtype)
+        return eqx.tree_at(lambda s: (s.strata_log_mass, s.mode_rank), self,
+                           (log_mass, jnp.asarray(mode_rank)),
+                           is_leaf=lambda x: x is None)  # fmt: skip
 
     def curvature(self, y, group, n_groups, beta):
         """One Gaussian per group and time with the mixture's mean and variance."""

@@ -97,7 +97,7 @@ def _log_tilt(problem, beta: float):
 
 
 def prior_importance_fractions(
-    problem, beta: float, key, draws: int = 4096, batch: int = 512
+    problem, beta: float, key, draws: int = 16384, batch: int = 1024
 ) -> tuple[Float[np.ndarray, " K"], float]:
     """Each mode's posterior mass by importance sampling with the prior as the proposal: the
     weights are ``exp(-data term / beta)``, and a draw belongs to the mode whose mean

@@ -11,9 +11,17 @@ log importance weight is that minus ``data term / beta`` at its last state (both
 the same point, so the start cancels). Self-normalised, the weights estimate posterior
 expectations, such as each mode's mass, from the sampler's own draws, whatever the drift
 learned; their effective sample size says how far the sampler's law is from the posterior.
+
+With one stratum of replicas per basin (`langevin_uq.mixture_tilt`) each replica's path law is
+its stratum's, and the stratum holds the share ``n_k / R`` of the replicas: its weight is the
+ratio above divided by that share (stratified importance sampling; exact when the strata's laws
+do not overlap, as separate basins do not).
 """
 
+import jax.numpy as jnp
+
 from ._types import Array, Float, PRNGKeyArray
+from .mixture_tilt import MixtureTilt
 from .sampler import Drift, LangevinSampler
 
 
@@ -23,4 +31,8 @@ def path_log_weights(
     """``(w_T, log dP_prior / dQ)``: the replicas' last states in weight units and each path's
     log likelihood ratio of the prior's chain to the sampler's (gamma = 1)."""
     w_t, log_ratio, _ = sampler.simulate(drift, key, n_replicas, log_ratio=True)
+    if isinstance(drift.tilt, MixtureTilt):
+        label = drift.tilt.strata(n_replicas)
+        share = jnp.bincount(label, length=len(drift.tilt.components)) / n_replicas
+        log_ratio = log_ratio - jnp.log(share[label])
     return w_t, log_ratio

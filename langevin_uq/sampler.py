@@ -21,7 +21,8 @@ The drift ``g_theta`` (`Drift`) has three parts, each with one job:
   linear in its weights, started at the Gauss-Newton (Laplace) approximation at the MLE
   (`langevin_uq.htransform.GaussianStart`). Its parameters are relative (centre in the start's
   posterior sds, log precisions), so no Adam step moves it by more than a fraction of the
-  posterior's width. With several basins, `langevin_uq.mixture_tilt.MixtureTilt` takes its place.
+  posterior's width. With several basins, `langevin_uq.mixture_tilt.MixtureTilt` takes its place:
+  one tilt per basin, each driving its own stratum of replicas.
 * `ProjectedResidual`: an MLP on the projection of ``u`` onto the data-informed directions that
   adds what a Gaussian cannot (curved posteriors), its output scaled by the start's posterior sd
   in each direction, so its first steps move replicas by a fraction of the posterior width.
@@ -126,14 +127,9 @@ class GaussianTilt(eqx.Module):
         """The same tilt with ``extra`` added to every weight's precision (``d``)."""
         return eqx.tree_at(lambda t: t.log_diag, self, jnp.log(jnp.exp(self.log_diag) + extra))
 
-    def __call__(self, u: Float[Array, "R ns"], remaining: Float[Array, ""]):
-        return self.terms(u, remaining)[0]
-
-    def terms(
+    def __call__(
         self, u: Float[Array, "R ns"], remaining: Float[Array, ""]
-    ) -> tuple[Float[Array, "R ns"], Float[Array, " R"]]:
-        """The drift ``g`` and ``log h`` up to a constant: ``-1/2 log det(I + v Lambda) - 1/2
-        x^T (I + v Lambda)^-1 Lambda x`` with ``x = a u - c`` (`langevin_uq.mixture_tilt`)."""
+    ) -> Float[Array, "R ns"]:
         centre, sd, basis = jax.lax.stop_gradient((self.centre, self.sd, self.basis))
         c = centre + sd * self.offset
         d = jnp.exp(self.log_diag)
@@ -147,9 +143,7 @@ class GaussianTilt(eqx.Module):
         inner = jnp.eye(core.shape[0], dtype=u.dtype) + v * (basis.T * e_inv) @ m
         y = e_inv * lam_x
         corr = jnp.linalg.solve(inner, (y @ basis).T).T  # (R, r)
-        y = y - v * e_inv * (corr @ m.T)
-        log_det = jnp.sum(jnp.log1p(v * d)) + jnp.linalg.slogdet(inner)[1]
-        return -2 * a * y, -0.5 * log_det - 0.5 * jnp.sum(x * y, axis=-1)
+        return -2 * a * (y - v * e_inv * (corr @ m.T))
 
 
 class ProjectedResidual(eqx.Module):

@@ -8,6 +8,8 @@ from scipy.stats import norm
 from langevin_uq import metrics
 from langevin_uq.errors import ConfigError
 from langevin_uq.likelihoods import build_likelihood
+from langevin_uq.modes import mode_order
+from langevin_uq.strata import strata
 
 RNG = np.random.default_rng(0)
 R, G, T, NY = 5, 2, 4, 1
@@ -133,6 +135,35 @@ def test_mixture_finds_two_modes_with_their_weights():
     on_mode = lk.loss(jnp.zeros((1, 1, t, 1)), jnp.asarray(y), jnp.zeros(40, int), 1.0)
     between = lk.loss(jnp.full((1, 1, t, 1), 2.5), jnp.asarray(y), jnp.zeros(40, int), 1.0)
     assert float(on_mode) < float(between)
+
+
+def test_a_stratified_mixture_scores_each_replica_against_its_own_mode():
+    """`for_strata`: replica ``i`` is scored by its stratum's mode alone (its ``pi_k`` kept),
+    in every group where that mode is present; a group without it scores the whole mixture."""
+    t = 6
+    y = np.concatenate([RNG.normal(0, 0.1, (30, t, 1)), RNG.normal(5, 0.1, (10, t, 1)),
+                        RNG.normal(0, 0.1, (1, t, 1))]).astype(np.float32)  # fmt: skip
+    group = np.repeat([0, 0, 1], [30, 10, 1])  # group 1: one trajectory, one mode
+    lk = build_likelihood("marginal-mixture", y=y, group=group, n_groups=2,
+                          y_mle=np.full((2, t, 1), 1.0, np.float32), modes=2)  # fmt: skip
+    pred = RNG.normal(2.5, 2.0, (9, 2, t, 1)).astype(np.float32)
+    rank = np.argsort(mode_order(lk), axis=1)
+    mass = np.array([0.6, 0.4])
+    labels = np.asarray(strata(jnp.log(jnp.asarray(mass)), 9))
+    assert set(labels) == {0, 1} and np.sum(np.asarray(lk.log_weights[1]) > -1e29) == 1
+    log_w, mean, sig = (np.asarray(a, np.float64) for a in (lk.log_weights, lk.mean, lk.sigma))
+    expected = 0.0
+    for i, k in enumerate(labels):
+        for g in range(2):
+            lp = log_w[g][:, None] + norm.logpdf(pred[i, g, :, 0], mean[g, :, :, 0],
+                                                 sig[g, :, :, 0])  # fmt: skip
+            own = (rank[g] == k) & (log_w[g] > -1e29)
+            lp = lp[own] if own.any() else lp
+            expected -= np.logaddexp.reduce(lp, axis=0).sum() / 9
+    stratified = lk.for_strata(mass, rank)
+    args = (jnp.asarray(y), jnp.asarray(group), 1.0)
+    assert float(stratified.loss(jnp.asarray(pred), *args)) == pytest.approx(expected, rel=1e-5)
+    assert float(lk.loss(jnp.asarray(pred), *args)) < expected  # a replica's mixture is larger
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The mixture h-transform (`langevin_uq.mixture_tilt`) on an exact two-Gaussian likelihood."""
+"""One stratum of replicas per basin (`langevin_uq.mixture_tilt`) on an exact two-Gaussian likelihood."""
 
 import json
 import re
@@ -17,7 +17,7 @@ from langevin_uq.htransform import GaussianStart
 from langevin_uq.mixture_tilt import MixtureTilt
 from langevin_uq.path_weights import path_log_weights
 from langevin_uq.prior import OUPrior
-from langevin_uq.run import fit, load_run, sample_weights
+from langevin_uq.run import fit, load_run, predict, sample_weights
 from langevin_uq.sampler import Drift, LangevinSampler, pseudo_time_grid
 from langevin_uq.systems.ou import OUSystem, simulate_ou
 
@@ -30,25 +30,23 @@ def _start(centre, lam):
 
 @pytest.mark.parametrize("mass", [0.3, 0.8])
 def test_the_law_at_T_has_the_basin_masses_and_each_basin_its_gaussian(mass):
-    """Prior N(0, I) times ``w_1 N(c_1, I / l_1) + w_2 N(c_2, I / l_2)`` (unnormalised) with
-    ``w`` set for basin masses ``(mass, 1 - mass)``: basin ``k`` is
-    ``N(l_k c_k / (1 + l_k), I / (1 + l_k))``. The two components' normalisers at the start
-    differ by 2.8 nats, so weights equal to the masses would miss them."""
+    """Prior N(0, I) and one stratum of replicas per basin of ``N(c_k, I / l_k)``: basin ``k``
+    holds the share ``mass_k`` of the replicas, and its law at ``T`` is the prior times its
+    Gaussian, ``N(l_k c_k / (1 + l_k), I / (1 + l_k))``."""
     centres, lams = (np.array([-4.0, 0.5]), np.array([3.0, -0.5])), (4.0, 1.0)
     starts = [_start(c, lam) for c, lam in zip(centres, lams, strict=True)]
-    tilt = MixtureTilt(starts, jnp.asarray([mass, 1 - mass]), jnp.zeros(2), 4.0)
-    # The residual's last layer starts at zero: the drift is the mixture tilt alone.
+    tilt = MixtureTilt(starts, jnp.asarray([mass, 1 - mass]))
+    # The residual's last layer starts at zero: the drift is the basins' tilts alone.
     drift = eqx.tree_at(lambda d: d.tilt, Drift(starts[0], [8], key=jr.key(0)), tilt)
-    # 800 steps: at 100 and 200 the basin masses came out 0.018 and 0.009 low for mass 0.3
-    # and 0.032 and 0.021 for 0.8 (the responsibilities switch on the grid's coarse first steps).
-    sampler = LangevinSampler(OUPrior(jnp.zeros(2), 1.0), pseudo_time_grid(800, 0.005),
+    sampler = LangevinSampler(OUPrior(jnp.zeros(2), 1.0), pseudo_time_grid(200, 0.02),
                               jnp.zeros(2), 1e-2)  # fmt: skip
     n = 8000
     w, _, _ = sampler.simulate(drift, jr.key(1), n)
     w = np.asarray(w, np.float64)
-    low = w[:, 0] < -0.8  # the basins overlap by under 1e-3 there
-    se = np.sqrt(mass * (1 - mass) / n)
-    assert abs(low.mean() - mass) < 4 * se
+    low = np.asarray(tilt.strata(n)) == 0
+    assert np.mean(low != (w[:, 0] < -0.8)) < 1e-3  # each stratum's draws lie in its basin
+    assert abs(low.mean() - mass) < 2 / n * np.log(n)
+    assert abs(low[:100].mean() - mass) < 0.05  # every leading block is stratified too
     for member, c, lam in zip((w[low], w[~low]), centres, lams, strict=True):
         var = 1 / (1 + lam)
         np.testing.assert_allclose(member.mean(axis=0), lam * var * c,
@@ -73,21 +71,26 @@ def test_several_basins_need_the_mixture_likelihood_with_as_many_modes(sections,
                                                                "modes": 2}})  # fmt: skip
 
 
-def test_path_weights_are_constant_under_the_exact_h_transform_and_correct_a_wrong_one():
-    """Under the exact h-transform the path's likelihood ratio times ``L(u_T)`` is ``h(u_0)``
-    for every replica: the log importance weights' sd is the discretisation error only (0.23 at
-    200 steps, 0.11 at 800). A mixture with the wrong masses (0.6 low for 0.3) is corrected by
-    the self-normalised weights."""
+def test_path_weights_are_constant_under_the_exact_h_transform_and_correct_wrong_masses():
+    """Under the exact h-transform of a stratum's Gaussian the path's likelihood ratio times
+    that Gaussian at ``u_T`` is ``h_k(u_0)`` for every replica: the log importance weights' sd
+    is the discretisation error only. Against the likelihood ``sum_k w_k N_k`` whose posterior
+    puts 0.3 in the low basin, strata of 0.6 and 0.4 are corrected by the self-normalised
+    weights (each divided by its stratum's share)."""
     centres, lams = (np.array([-4.0, 0.5]), np.array([3.0, -0.5])), (4.0, 1.0)
     starts = [_start(c, lam) for c, lam in zip(centres, lams, strict=True)]
-    target = np.asarray(MixtureTilt(starts, jnp.asarray([0.3, 0.7]), jnp.zeros(2), 4.0)
-                        .log_weights())  # fmt: skip
-    sampler = LangevinSampler(OUPrior(jnp.zeros(2), 1.0), pseudo_time_grid(200, 0.02),
+    total = 4.0
+    v = -np.expm1(-2 * total)
+    # log h_k(0, 0) for a start at 0: -1/2 log det(I + v l I) - 1/2 l |c|^2 / (1 + v l)
+    log_h = np.array([-np.log1p(v * lam) - 0.5 * lam * np.sum(c**2) / (1 + v * lam)
+                      for c, lam in zip(centres, lams, strict=True)])  # fmt: skip
+    target = np.log([0.3, 0.7]) - log_h  # log w_k: posterior basin masses 0.3 and 0.7
+    sampler = LangevinSampler(OUPrior(jnp.zeros(2), 1.0), pseudo_time_grid(200, total / 200),
                               jnp.zeros(2), 1e-2)  # fmt: skip
     base = Drift(starts[1], [8], key=jr.key(0))
 
     def weights(mass):
-        tilt = MixtureTilt(starts, jnp.asarray([mass, 1 - mass]), jnp.zeros(2), 4.0)
+        tilt = MixtureTilt(starts, jnp.asarray([mass, 1 - mass]))
         w, log_path = path_log_weights(sampler, eqx.tree_at(lambda d: d.tilt, base, tilt),
                                        jr.key(3), 4000)  # fmt: skip
         w = np.asarray(w, np.float64)
@@ -95,19 +98,21 @@ def test_path_weights_are_constant_under_the_exact_h_transform_and_correct_a_wro
                                   for k in range(2)])  # fmt: skip
         return w[:, 0] < -0.8, np.asarray(log_path, np.float64) + log_like
 
-    assert np.std(weights(0.3)[1]) < 0.3
+    low, log_w = weights(0.3)
+    assert np.std(log_w) < 0.3
     low, log_w = weights(0.6)
-    assert low.mean() > 0.55
+    assert abs(low.mean() - 0.6) < 0.01
     w = np.exp(log_w - log_w.max())
     p = np.sum(w * low) / w.sum()
     se = np.sqrt(np.sum(w**2 * (low - p) ** 2)) / w.sum()
-    assert abs(p - 0.3) < 4 * se + 0.01  # + the 200-step grid's bias (about 0.01 above)
+    assert abs(p - 0.3) < 4 * se + 0.01  # + the 200-step grid's bias
 
 
 def test_a_two_mode_fit_starts_in_both_basins_and_reloads_bit_exactly(tmp_path):
     """End to end on OU data whose level is bimodal (mu near 0.5 or 1.5): ``sampler.modes =
     "auto"`` with a two-mode mixture likelihood records both basins' ranks and Laplace fractions,
-    and a run directory reloads the mixture drift (`load_run` builds its skeleton from them)."""
+    and a run directory reloads the mixture drift (`load_run` builds its skeleton from them).
+    Each stratum's draws follow its own mode (the low one first)."""
     low = simulate_ou(OUSystem(n=16, n_times=8, mu_mean=0.5, mu_sd=0.05), jr.key(0))
     high = simulate_ou(OUSystem(n=16, n_times=8, mu_mean=1.5, mu_sd=0.05), jr.key(1))
     data = Trajectories(t=np.concatenate([low.t, high.t]), y=np.concatenate([low.y, high.y]),
@@ -122,3 +127,6 @@ def test_a_two_mode_fit_starts_in_both_basins_and_reloads_bit_exactly(tmp_path):
     again = load_run(tmp_path / "run")
     a, b = (np.asarray(sample_weights(r, 64, jr.key(5))) for r in (run, again))
     np.testing.assert_array_equal(a, b)
+    level = predict(run, data, jnp.asarray(a))[:, 0, -1, 0]  # (64,): one input group
+    label = np.asarray(run.posterior.drift.tilt.strata(64))
+    assert set(label) == {0, 1} and np.all((level > 1.0) == (label == 1))

@@ -19,7 +19,7 @@ from ..errors import TrainingDivergedError
 from ..htransform import GaussianStart, GaussNewtonTransform, gaussian_start, prediction_jacobian
 from ..likelihoods import AbstractLikelihood, MarginalMixtureLikelihood
 from ..mixture_tilt import MixtureTilt
-from ..modes import find_basins, laplace_fractions, prior_importance_fractions
+from ..modes import find_basins, laplace_fractions, mode_order, prior_importance_fractions
 from ..posterior import LangevinPosterior
 from ..problem import GroupInputs, TrainingArrays, group_means, predict_ensemble_finite
 from ..sampler import (
@@ -94,11 +94,12 @@ class ELBO(eqx.Module):
 
 
 MIN_IMPORTANCE_ESS = 200.0
-"""The prior-proposal importance estimate of the basins' masses (4096 draws) replaces their
-Laplace masses from this effective sample size on (standard error of a fraction below about
-0.035). On the Schloegl NODE with beta = 1 and "mean" its ESS was 9-13 % of the draws and it
-gave 0.63 and 0.67 for the low mode (16384 draws, se 0.01) where Laplace gave 0.47 and 0.59;
-with beta = 0.01 the ESS is 1 and Laplace (1 - e^-1400) stands."""
+"""The prior-proposal importance estimate of the basins' masses (16384 draws,
+`langevin_uq.modes.prior_importance_fractions`) replaces their Laplace masses from this
+effective sample size on (standard error of a fraction below about 0.035). On the Schloegl NODE
+with beta = 1 and "mean" its ESS was 9-13 % of the draws and it gave 0.62-0.63 and 0.67 for the
+low mode (se 0.01; 1.6 s) where Laplace gave 0.47 and 0.59; with beta = 0.01 the ESS is 1 and
+Laplace (1 - e^-1400) stands."""
 
 _RUNAWAY = 1e3
 """Replicas farther than this many prior scales from the prior mean have left any posterior:
@@ -155,8 +156,7 @@ class LangevinMethod(AbstractMethod):
         if "mode_ranks" in (record or {}):
             n, dtype = setup.partition.n_stochastic, setup.dtype
             starts = [GaussianStart.placeholder(n, r, dtype) for r in record["mode_ranks"]]
-            tilt = MixtureTilt(starts, jnp.asarray(record["mode_fractions"]), jnp.zeros(n, dtype),
-                               self.sampler.steps * self.sampler.dtau)  # fmt: skip
+            tilt = MixtureTilt(starts, jnp.asarray(record["mode_fractions"]))
         return self._params(setup, start, guide, tilt)
 
     def n_modes(self, problem) -> int:
@@ -200,9 +200,7 @@ class LangevinMethod(AbstractMethod):
         sampled, ess = prior_importance_fractions(problem, weight, stream(tr.seed, "fit/modes"))
         if ess >= MIN_IMPORTANCE_ESS:
             fractions, source = sampled, "prior-importance"
-        starts = [b.start for b in basins]
-        u0 = problem.prior.whiten(problem.partition.split(problem.w_mle)[0])
-        tilt = MixtureTilt(starts, jnp.asarray(fractions), u0, s.steps * s.dtau,
+        tilt = MixtureTilt([b.start for b in basins], jnp.asarray(fractions),
                            prior_start=s.drift_init != "laplace")  # fmt: skip
         largest = max([record["max_precision"]] + [b.start.max_precision for b in basins])
         record = {
@@ -231,10 +229,16 @@ class LangevinMethod(AbstractMethod):
         return eqx.tree_at(lambda p: p.drift, params, drift)
 
     def objective(self, problem, record: dict) -> ELBO:
+        """The ELBO; with several basins each replica's data term is its basin's
+        (`langevin_uq.mixture_tilt`)."""
         s, tr = self.sampler, self.train
+        likelihood = problem.likelihood
+        if "mode_fractions" in record:
+            rank = np.argsort(mode_order(likelihood), axis=1)
+            likelihood = likelihood.for_strata(record["mode_fractions"], rank)
         return ELBO(
             sampler=self._sampler(problem, record), partition=problem.partition,
-            likelihood=problem.likelihood, inputs=problem.inputs, train=problem.train,
+            likelihood=likelihood, inputs=problem.inputs, train=problem.train,
             validation=problem.validation, w_d_fixed=problem.w_d, replicas=s.replicas,
             beta=tr.beta, batch=tr.batch_trajectories, gamma0=s.gamma0,
             anneal_epochs=s.anneal_epochs,
