@@ -112,8 +112,8 @@ class MarginalMixtureLikelihood(AbstractLikelihood):
     def loss(self, y_pred, y, group, scale, log_sigma=None):
         z = (y_pred[:, :, None] - self.mean[None]) / self.sigma[None]
         log_normal = jnp.sum(-0.5 * z**2 - jnp.log(self.sigma[None]) - 0.5 * _LOG_2PI, axis=-1)
-        log_mix = jax.nn.logsumexp(log_normal + self._replica_log_weights(y_pred.shape[0])[..., None],
-                                   axis=2)  # fmt: skip
+        log_w = self._replica_log_weights(y_pred.shape[0])
+        log_mix = jax.nn.logsumexp(log_normal + log_w[..., None], axis=2)
         reduce = jnp.mean if self.time_reduction == "mean" else jnp.sum
         return -jnp.mean(jnp.sum(reduce(log_mix, axis=-1) * self.present, axis=-1))
 

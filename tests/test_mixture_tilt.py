@@ -1,4 +1,4 @@
-"""One stratum of replicas per basin (`langevin_uq.mixture_tilt`) on an exact two-Gaussian likelihood."""
+"""One stratum of replicas per basin (`langevin_uq.mixture_tilt`) on exact two-Gaussian cases."""
 
 import json
 import re
