@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--method", default="ls")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beta", type=float, default=None)
-    p.add_argument("--reduction", default="sum")
+    p.add_argument("--reduction", default=None, help="the demo's when not given")
     p.add_argument("--modes", default="auto")
     p.add_argument("--gamma0", type=float, default=None)
     p.add_argument("--epochs", type=int, default=None)
@@ -60,8 +60,8 @@ def main() -> None:
         train["epochs"] = a.epochs
     if a.lr is not None:
         train["lr"] = a.lr
-    config = config.replace(likelihood={"time_reduction": a.reduction}, sampler=sampler,
-                            train=train)  # fmt: skip
+    likelihood = {} if a.reduction is None else {"time_reduction": a.reduction}
+    config = config.replace(likelihood=likelihood, sampler=sampler, train=train)
     fitted = fit_and_score(data, held_out, config, __import__("pathlib").Path(a.out), a.seed,
                            False)  # fmt: skip
     y = held_out.y[:, :, 0]
@@ -80,7 +80,8 @@ def main() -> None:
     if a.method == "ls":
         weighted = _weighted_fraction(data, config, fitted, centers, a.seed)
     print(f"| {a.method} | seed {a.seed} | lr {config.train.lr:g} | beta {config.train.beta:g} "
-          f"{a.reduction} | modes {modes} | gamma0 {config.sampler.gamma0:g} | " + " | ".join(cells)
+          f"{config.likelihood.time_reduction} | modes {modes} | "
+          f"gamma0 {config.sampler.gamma0:g} | " + " | ".join(cells)
           + f" | {np.round(fractions, 3).tolist() if fractions else '-'} | {weighted} | "
           + f"{fitted.seconds:.0f} |",
           flush=True)  # fmt: skip
