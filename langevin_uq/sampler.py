@@ -320,16 +320,20 @@ class LangevinSampler(eqx.Module):
     ) -> Float[Array, "R ns"]:
         """``g_theta(u, tau)`` in prior units per unit pseudo-time, at ``remaining = T - tau``,
         for a batch of replicas."""
+        g = self._learned(drift, u, remaining)
+        if drift.guide is not None:
+            g = g + guide_drift(u, drift.guide, remaining, self.prior)
+        return g
+
+    def _learned(self, drift: Drift, u, remaining):
+        """The trainable parts of the drift: the tilt plus the residual."""
         total = self.total_time
         last = self.feature_step
         phi = jnp.stack(
             [jnp.exp(-remaining), jnp.log((remaining + last) / (total + last))
              / jnp.log(last / (total + last))]
         ).astype(u.dtype)  # fmt: skip
-        g = drift.tilt(u, remaining) + drift.residual(u, remaining, total, phi)
-        if drift.guide is not None:
-            g = g + guide_drift(u, drift.guide, remaining, self.prior)
-        return g
+        return drift.tilt(u, remaining) + drift.residual(u, remaining, total, phi)
 
     def simulate(
         self,
@@ -340,8 +344,18 @@ class LangevinSampler(eqx.Module):
         *,
         save_path: bool = False,
         log_ratio: bool = False,
+        sticking: bool = False,
     ) -> tuple[Float[Array, "R ns"], Float[Array, " R"], Float[Array, "S+1 R ns"] | None]:
         """The replicas' chain (module docstring) and the path-KL per replica.
+
+        With ``sticking``, the path-KL's value is unchanged but its gradient in the drift's
+        parameters is the sticking-the-landing estimator's (Roeder et al. 2017): the gradient of
+        the path's log ratio ``sum_k [g_k . Delta_k / 2 - c_k |g_k|^2 / 4] / gamma^2`` (``Delta_k
+        = u_{k+1} - e^{-h_k} u_k``) through the path only, with the drift's parameters held
+        fixed inside it. Its expectation is the same; where the drift is the exact h-transform,
+        the log ratio plus the data term is the same for every path, and the gradient of every
+        replica is zero, so training that starts at a near-exact drift is not pushed off it by
+        Monte Carlo noise.
 
         Returns:
             ``(w_T, kl, path)``: the last states in weight units ``(R, ns)``, each replica's
@@ -357,22 +371,32 @@ class LangevinSampler(eqx.Module):
         )
         remaining = self.remaining.astype(dtype)
         step_keys = jr.split(k_steps, remaining.shape[0] - 1)
+        params, static = eqx.partition(drift, eqx.is_array)
+        fixed = eqx.combine(jax.lax.stop_gradient(params), static)
 
         def step(carry, inputs):
-            u, kl, ito = carry
+            u, kl, ito, stl = carry
             left, h, k = inputs
-            g = self.drift_correction(drift, u, left)
+            learned = self._learned(drift, u, left)
+            guide = 0.0 if drift.guide is None else guide_drift(u, drift.guide, left, self.prior)
+            g = learned + guide
             c = -0.5 * jnp.expm1(-2 * h)
             noise = jr.normal(k, u.shape, dtype)
             u_next = jnp.exp(-h) * u + c * g + gamma * jnp.sqrt(2 * c) * noise
             kl = kl + c * jnp.sum(g**2, axis=-1) / (4 * gamma**2)
             if log_ratio:
                 ito = ito + jnp.sqrt(2 * c) * jnp.sum(g * noise, axis=-1) / (2 * gamma)
-            return (u_next, kl, ito), (u_next if save_path else None)
+            if sticking:
+                held = self._learned(fixed, u, left) + guide
+                delta = u_next - jnp.exp(-h) * u
+                stl = stl + jnp.sum(held * delta / 2 - c * held**2 / 4, axis=-1) / gamma**2
+            return (u_next, kl, ito, stl), (u_next if save_path else None)
 
         zeros = jnp.zeros(n_replicas, dtype)
         steps = (remaining[:-1], remaining[:-1] - remaining[1:], step_keys)
-        (u_end, kl, ito), path = jax.lax.scan(step, (u0, zeros, zeros), steps)
+        (u_end, kl, ito, stl), path = jax.lax.scan(step, (u0, zeros, zeros, zeros), steps)
+        if sticking:
+            kl = jax.lax.stop_gradient(kl) + stl - jax.lax.stop_gradient(stl)
         if save_path:
             path = self.prior.unwhiten(jnp.concatenate([u0[None], path], axis=0))
         return self.prior.unwhiten(u_end), -kl - ito if log_ratio else kl, path

@@ -71,6 +71,7 @@ class ELBO(eqx.Module):
     batch: int = eqx.field(static=True)
     gamma0: float = eqx.field(static=True)
     anneal_epochs: int = eqx.field(static=True)
+    sticking: bool = eqx.field(static=True, default=False)
 
     def __call__(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
         """``(loss, (nll, kl, heldout, gamma))`` of one epoch's Monte Carlo estimate."""
@@ -89,7 +90,8 @@ class ELBO(eqx.Module):
     def replicas_at(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
         """The epoch's replicas ``w_S`` ``(R, ns)``, their path-KLs ``(R,)`` and gamma."""
         gamma = anneal_gamma(epoch, self.gamma0, self.anneal_epochs)
-        w_s, kl, _ = self.sampler.simulate(params.drift, jr.split(key)[0], self.replicas, gamma)
+        w_s, kl, _ = self.sampler.simulate(params.drift, jr.split(key)[0], self.replicas, gamma,
+                                           sticking=self.sticking)  # fmt: skip
         return w_s, kl, gamma
 
 
