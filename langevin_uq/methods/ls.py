@@ -57,6 +57,11 @@ class ELBO(eqx.Module):
         beta: weight of the KL.
         batch: trajectories per epoch in the data term (``0`` = all).
         gamma0, anneal_epochs: the diffusion annealing schedule.
+        sticking: the path KL's gradient by sticking the landing
+            (`langevin_uq.sampler.LangevinSampler.simulate`): zero for every replica where the
+            drift is exact, so a start at the Gauss-Newton or exact Gaussian drift is not
+            pushed off it by Monte Carlo noise (measured on a 2-D exact case: the gradient's sd
+            across keys 11x smaller at 100 steps, 47x at 400). ``False`` only for benchmarks.
     """
 
     sampler: LangevinSampler
@@ -71,7 +76,7 @@ class ELBO(eqx.Module):
     batch: int = eqx.field(static=True)
     gamma0: float = eqx.field(static=True)
     anneal_epochs: int = eqx.field(static=True)
-    sticking: bool = eqx.field(static=True, default=False)
+    sticking: bool = eqx.field(static=True, default=True)
 
     def __call__(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
         """``(loss, (nll, kl, heldout, gamma))`` of one epoch's Monte Carlo estimate."""
@@ -226,7 +231,8 @@ class LangevinMethod(AbstractMethod):
         def loss(drift):
             return objective(eqx.tree_at(lambda p: p.drift, params, drift), key, jnp.asarray(0))[0]
 
-        drift, extra, tried = calibrate_start(params.drift, loss, record["max_precision"])
+        drift, extra, tried = calibrate_start(params.drift, loss, record["max_precision"],
+                                              record["final_dtau"])  # fmt: skip
         record.update(start_extra_precision=extra, start_losses=tried)
         return eqx.tree_at(lambda p: p.drift, params, drift)
 
