@@ -329,13 +329,16 @@ class LangevinSampler(eqx.Module):
     ) -> Float[Array, "R ns"]:
         """``g_theta(u, tau)`` in prior units per unit pseudo-time, at ``remaining = T - tau``,
         for a batch of replicas."""
-        g = self._learned(drift, u, remaining)
+        g = self.learned_correction(drift, u, remaining)
         if drift.guide is not None:
             g = g + guide_drift(u, drift.guide, remaining, self.prior)
         return g
 
-    def _learned(self, drift: Drift, u, remaining):
-        """The trainable parts of the drift: the tilt plus the residual."""
+    def learned_correction(
+        self, drift: Drift, u: Float[Array, "R ns"], remaining: Float[Array, ""]
+    ) -> Float[Array, "R ns"]:
+        """The drift's trainable parts, the tilt plus the residual: `drift_correction` without
+        the guide."""
         total = self.total_time
         last = self.feature_step
         phi = jnp.stack(
@@ -363,8 +366,8 @@ class LangevinSampler(eqx.Module):
         = u_{k+1} - e^{-h_k} u_k``) through the path only, with the drift's parameters held
         fixed inside it. Its expectation is the same; where the drift is the exact h-transform,
         the log ratio plus the data term is the same for every path, and the gradient of every
-        replica is zero, so training that starts at a near-exact drift is not pushed off it by
-        Monte Carlo noise.
+        replica is zero (`langevin_uq.methods.ls.ELBO.sticking` says why training does not use
+        it by default).
 
         Returns:
             ``(w_T, kl, path)``: the last states in weight units ``(R, ns)``, each replica's
@@ -386,7 +389,7 @@ class LangevinSampler(eqx.Module):
         def step(carry, inputs):
             u, kl, ito, stl = carry
             left, h, k = inputs
-            learned = self._learned(drift, u, left)
+            learned = self.learned_correction(drift, u, left)
             guide = 0.0 if drift.guide is None else guide_drift(u, drift.guide, left, self.prior)
             g = learned + guide
             c = -0.5 * jnp.expm1(-2 * h)
@@ -396,7 +399,7 @@ class LangevinSampler(eqx.Module):
             if log_ratio:
                 ito = ito + jnp.sqrt(2 * c) * jnp.sum(g * noise, axis=-1) / (2 * gamma)
             if sticking:
-                held = self._learned(fixed, u, left) + guide
+                held = self.learned_correction(fixed, u, left) + guide
                 delta = u_next - jnp.exp(-h) * u
                 stl = stl + jnp.sum(held * delta / 2 - c * held**2 / 4, axis=-1) / gamma**2
             return (u_next, kl, ito, stl), (u_next if save_path else None)

@@ -164,13 +164,13 @@ HUGE_DTAU = {"sampler": {"dtau": 2.0, "schedule": "uniform"}}
 def _unstable_above(monkeypatch):
     from langevin_uq.sampler import LangevinSampler
 
-    plain = LangevinSampler.drift_correction
+    plain = LangevinSampler.learned_correction
 
     def unstable(self, drift, u, remaining):
         step = self.remaining[0] - self.remaining[1]
         return jnp.where(step > 0.5, jnp.nan, plain(self, drift, u, remaining))
 
-    monkeypatch.setattr(LangevinSampler, "drift_correction", unstable)
+    monkeypatch.setattr(LangevinSampler, "learned_correction", unstable)
 
 
 def test_a_huge_dtau_does_not_diverge(ou_data, make_config, tmp_path):

@@ -42,8 +42,8 @@ def schlogl_config(
     initial pull of gain 11.
 
     ``replicas`` and ``steps`` default to 128 and 100 (64 and 50 when ``quick``). At 128 x 100
-    the energy-score fit gives the low mode's final-time sd 1.54-1.66x the data's and the high
-    mode's 1.06-1.29x, final-time W1 0.032-0.033 of the gap (seeds 0 and 1,
+    the energy-score fit gives the low mode's final-time sd 1.6-2.0x the data's and the high
+    mode's 1.07-1.51x, final-time W1 0.025-0.028 of the gap (seeds 0 and 1,
     ``docs/demo-schlogl/``).
 
     The energy score is the per-time one (``likelihood.marginal``). The SSA's trajectories

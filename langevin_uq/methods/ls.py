@@ -59,9 +59,11 @@ class ELBO(eqx.Module):
         gamma0, anneal_epochs: the diffusion annealing schedule.
         sticking: the path KL's gradient by sticking the landing
             (`langevin_uq.sampler.LangevinSampler.simulate`): zero for every replica where the
-            drift is exact, so a start at the Gauss-Newton or exact Gaussian drift is not
-            pushed off it by Monte Carlo noise (measured on a 2-D exact case: the gradient's sd
-            across keys 11x smaller at 100 steps, 47x at 400). ``False`` only for benchmarks.
+            drift is exact (on a 2-D exact case the gradient's sd across keys is 11x smaller
+            at 100 steps, 47x at 400). Off: it costs 1.59x per gradient on a 321-weight NODE,
+            and on the cases measured (`bench/sticking_vs_plain.py`: rows 1, 2, 10, and row 7
+            at 64 replicas, where training from the Gauss-Newton start worsens the ELBO with
+            either) it changed nothing.
     """
 
     sampler: LangevinSampler
@@ -76,7 +78,7 @@ class ELBO(eqx.Module):
     batch: int = eqx.field(static=True)
     gamma0: float = eqx.field(static=True)
     anneal_epochs: int = eqx.field(static=True)
-    sticking: bool = eqx.field(static=True, default=True)
+    sticking: bool = eqx.field(static=True, default=False)
 
     def __call__(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
         """``(loss, (nll, kl, heldout, gamma))`` of one epoch's Monte Carlo estimate."""
