@@ -668,7 +668,8 @@ def test_demo_ou_quick(tmp_path, cli, monkeypatch):
 
     def shorter(*args, **kwargs):  # the command's pipeline, not the fit's quality
         config = plain(*args, **kwargs)
-        return config.replace(train={"epochs": 20}, sampler={"posterior_samples": 256})
+        return config.replace(train={"epochs": 20, "mle_epochs": 200, "diagnostics": False},
+                              sampler={"posterior_samples": 256})  # fmt: skip
 
     monkeypatch.setattr(ou, "ou_config", shorter)  # where run_ou_demo looks it up
     out = tmp_path / "demo"
