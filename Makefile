@@ -20,7 +20,7 @@ demo: venv
 	$(BIN)/langevin-uq demo ou --out demo-ou
 
 test: venv
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --max-worker-restart=0 --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --max-worker-restart=0 --durations=15
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -98,7 +98,7 @@ def start_lines(drift: dict | None) -> list[str]:
     """The report's lines on the Langevin drift's Gaussian start (``model.json["drift"]``).
 
     The start's extra precision for the directions its linearisation leaves uninformed is chosen
-    by the ELBO (`langevin_uq.sampler.calibrate_start`). A large one means prior-wide Gaussian
+    by the ELBO (`langevin_uq.htransform.calibrate_start`). A large one means prior-wide Gaussian
     replicas missed the data there: the posterior is far from Gaussian, and the Gaussian family
     narrows what it cannot bend. On the 321-weight NODE of `bench/schlogl_node_vs_nuts.toml` the
     ELBO took 10 (every sd 0.31x a long NUTS run's; 0.55x after 300 epochs), where the

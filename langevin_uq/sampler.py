@@ -222,42 +222,6 @@ class Drift(eqx.Module):
         return eqx.tree_at(lambda d: d.tilt, self, self.tilt.with_extra_precision(extra))
 
 
-START_PRECISIONS = (0.0, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5)
-"""Extra precisions (prior units) tried for the directions the linearisation leaves
-uninformed (`calibrate_start`)."""
-
-
-def calibrate_start(
-    drift: Drift, loss, max_precision: float, final_dtau: float = 0.0
-) -> tuple[Drift, float, list]:
-    """The start among `Drift.with_extra_precision` of ``START_PRECISIONS`` with the lowest loss.
-
-    The Gauss-Newton start leaves prior-wide every direction that does not move the predictions
-    at first order; for a neural ODE most of them still do at second order, so replicas drawn
-    prior-wide there score data terms orders of magnitude above the MLE's. One extra precision
-    for all weights, chosen by the training objective itself (``loss(drift) -> scalar``, with
-    fixed keys), starts training where the ELBO is lowest in that family.
-
-    Extras are tried up to what the pseudo-time grid resolves: the last step ``final_dtau``
-    adds noise of variance ``2 final_dtau`` to a posterior variance ``1 / extra``, so up to
-    ``0.01 / final_dtau`` (1 % in variance), and at least up to the data's largest precision.
-    A cap at the data's largest precision alone stopped the Schloegl NODE with the energy score
-    at 10 (its largest precision is 22.5, the loss still falling 20-fold per decade there), and
-    its draws stayed prior-wide through training (final-time W1 0.5-0.6 of the mode gap).
-
-    Returns ``(drift, extra, [(extra, loss), ...])``.
-    """
-    limit = max(max_precision, 1.0, 0.01 / final_dtau if final_dtau > 0 else 0.0)
-    tried = []
-    for extra in START_PRECISIONS:
-        if extra > limit * (1 + 1e-9):
-            break
-        value = float(loss(drift.with_extra_precision(extra)))
-        tried.append((extra, value if np.isfinite(value) else float("inf")))
-    best = min(tried, key=lambda t: t[1])[0]
-    return drift.with_extra_precision(best), best, tried
-
-
 class LangevinSampler(eqx.Module):
     """Everything but the trainable drift needed to simulate the posterior SDE.
 

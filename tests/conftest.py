@@ -32,6 +32,23 @@ os.environ.setdefault(
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 
+# `make test` hands whole files to two xdist workers in collection order
+# (``--no-loadscope-reorder``); these files take 1.5-5 minutes each, so they go first and the
+# short ones fill in behind them (longest first: a long file started last left one worker
+# alone for the suite's last minute).
+LONGEST_FIRST = ("test_defaults.py", "test_htransform.py", "test_interruptions.py",
+                 "test_run.py", "test_cli.py", "test_sampler.py", "test_demos.py",
+                 "test_properties.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _fresh_jax_per_file():
     """Each test file starts with float32 and none of the earlier files' compiled programs.

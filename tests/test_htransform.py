@@ -7,14 +7,21 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 from methods.linear_gaussian import LINEAR_GAUSSIAN, exact_posterior, noisy_ou
+from test_sampler import _start
 
 from langevin_uq.config import Config
 from langevin_uq.errors import ConfigError
-from langevin_uq.htransform import GaussNewtonTransform, choose_rank, gaussian_start
+from langevin_uq.htransform import (
+    GaussNewtonTransform,
+    calibrate_start,
+    choose_rank,
+    gaussian_start,
+)
 from langevin_uq.model import build_model
 from langevin_uq.prior import OUPrior
 from langevin_uq.problem import GroupInputs, predict_groups
 from langevin_uq.run import fit, sample_weights
+from langevin_uq.sampler import Drift
 from langevin_uq.weights import make_partition
 
 
@@ -99,7 +106,10 @@ def test_gauss_newton_transform_is_the_h_transform_of_the_linearised_model(group
     at ``x``, the h-transform of the model linearised at ``x``, written as a Gaussian density
     and differentiated by autodiff (no push-through identity, no eigendecomposition); ``x``
     starts at ``mu`` and each iteration is the Kalman update of ``w_T``'s mean in covariance
-    form. Its derivative in ``w`` too (``J`` and ``x`` held fixed)."""
+    form. Its derivative in ``w`` too, with ``x`` and ``J`` moving with ``w``: training
+    differentiates through the guide, and only the whole derivative makes that the ELBO's
+    gradient (with them held fixed, `bench/guide_gradient.py` measured a directional derivative
+    of the ELBO 3.4x too small on a 33-weight NODE)."""
     jax.config.update("jax_enable_x64", True)
     try:
         partition, w0, inputs = _small_node(groups)
@@ -125,30 +135,33 @@ def test_gauss_newton_transform_is_the_h_transform_of_the_linearised_model(group
 
         a = jnp.exp(-remaining)
         v = s**2 * (1 - a**2)
-        mu0 = prior_mean + a * (w - prior_mean)
         y_bar = jnp.asarray(np.stack([np.asarray(y)[np.asarray(group) == g].mean(0)
                                       for g in range(groups)]).ravel())  # fmt: skip
         noise = jnp.diag(jnp.full(groups * 4, sigma[0] ** 2 * beta / 3.0))
-        x = mu0
-        for _ in range(iterations):
+
+        def drift(w):
+            """``2 s grad_z log h(z)`` at ``z = w``, ``h`` linearised at ``x(w)``."""
+            mu0 = prior_mean + a * (w - prior_mean)
+            x = mu0
+            for _ in range(iterations):
+                jac = jax.jacfwd(predict)(x)
+                innovation = y_bar - predict(x) - jac @ (mu0 - x)
+                x = mu0 + v * jac.T @ jnp.linalg.solve(noise + v * jac @ jac.T, innovation)
             jac = jax.jacfwd(predict)(x)
-            innovation = y_bar - predict(x) - jac @ (mu0 - x)
-            x = mu0 + v * jac.T @ jnp.linalg.solve(noise + v * jac @ jac.T, innovation)
-        jac = jax.jacfwd(predict)(x)
-        cov = noise + v * jac @ jac.T
+            cov = noise + v * jac @ jac.T
 
-        def log_h(z):
-            mean = predict(x) + jac @ (prior_mean + a * (z - prior_mean) - x)
-            return jax.scipy.stats.multivariate_normal.logpdf(y_bar, mean, cov)
+            def log_h(z):
+                mean = predict(x) + jac @ (prior_mean + a * (z - prior_mean) - x)
+                return jax.scipy.stats.multivariate_normal.logpdf(y_bar, mean, cov)
 
-        # In prior units u = (w - prior_mean) / s: g_u = 2 s grad_w log h, dg_u/du = 2 s^2 H.
+            return 2 * s * jax.grad(log_h)(w)
+
+        # In prior units u = (w - prior_mean) / s: dg_u/du = s dg_u/dw.
         prior = OUPrior(prior_mean, s)
         u = prior.whiten(w)
-        np.testing.assert_allclose(guide(u, remaining, prior), 2 * s * jax.grad(log_h)(w),
-                                   rtol=1e-8, atol=1e-10)  # fmt: skip
-        hessian = 2 * s**2 * jax.hessian(log_h)(w)
-        np.testing.assert_allclose(jax.jacfwd(guide)(u, remaining, prior), hessian,
-                                   rtol=1e-8, atol=1e-10)  # fmt: skip
+        np.testing.assert_allclose(guide(u, remaining, prior), drift(w), rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(jax.jacfwd(guide)(u, remaining, prior),
+                                   s * jax.jacfwd(drift)(w), rtol=1e-7, atol=1e-9)  # fmt: skip
     finally:
         jax.config.update("jax_enable_x64", False)
 
@@ -243,3 +256,17 @@ def test_the_guide_never_points_where_its_own_objective_is_higher():
     assert np.all(np.asarray(jax.vmap(objective)(m, mu)) <= np.asarray(at_mu) * (1 + 1e-5))
     raised = np.asarray(jax.vmap(objective)(jax.vmap(undamped)(mu), mu)) > np.asarray(at_mu)
     assert raised.sum() >= 5, raised.sum()
+
+
+def test_calibrate_start_takes_the_lowest_loss():
+    drift = Drift(_start([0.0, 0.0], [0.0, 0.0]), [4], key=jr.key(0))
+
+    def loss(d):  # lowest where the extra precision is 10
+        return (jnp.log10(jnp.exp(d.tilt.log_diag[0])) - 1.0) ** 2
+
+    chosen, extra, tried = calibrate_start(drift, loss, max_precision=1e3)
+    assert extra == 10.0 and np.isclose(float(jnp.exp(chosen.tilt.log_diag[0])), 10.0)
+    assert max(t[0] for t in tried) == 1e3  # nothing above the data's largest precision
+    # ... or above what the last step resolves, 0.01 / final_dtau, where that is more
+    _, _, tried = calibrate_start(drift, loss, max_precision=5.0, final_dtau=1e-5)
+    assert max(t[0] for t in tried) == 1e3

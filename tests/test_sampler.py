@@ -15,7 +15,6 @@ from langevin_uq.sampler import (
     Drift,
     LangevinSampler,
     anneal_gamma,
-    calibrate_start,
     pseudo_time_grid,
 )
 from langevin_uq.systems.ou import OUSystem, ou_true_weights, simulate_ou
@@ -109,20 +108,6 @@ def test_prior_start_follows_the_prior_ou_exactly():
     assert np.all(np.abs(w.mean(0) - mean) < 4 * np.sqrt(var / w.shape[0]))
     assert np.all(np.abs(w.var(0) / var - 1) < 4 * np.sqrt(2 / w.shape[0]))
     assert float(jnp.max(kl)) < 1e-4
-
-
-def test_calibrate_start_takes_the_lowest_loss():
-    drift = Drift(_start([0.0, 0.0], [0.0, 0.0]), [4], key=jr.key(0))
-
-    def loss(d):  # lowest where the extra precision is 10
-        return (jnp.log10(jnp.exp(d.tilt.log_diag[0])) - 1.0) ** 2
-
-    chosen, extra, tried = calibrate_start(drift, loss, max_precision=1e3)
-    assert extra == 10.0 and np.isclose(float(jnp.exp(chosen.tilt.log_diag[0])), 10.0)
-    assert max(t[0] for t in tried) == 1e3  # nothing above the data's largest precision
-    # ... or above what the last step resolves, 0.01 / final_dtau, where that is more
-    _, _, tried = calibrate_start(drift, loss, max_precision=5.0, final_dtau=1e-5)
-    assert max(t[0] for t in tried) == 1e3
 
 
 def test_grid_ends_at_total_time():

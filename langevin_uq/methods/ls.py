@@ -16,7 +16,13 @@ import numpy as np
 from .._types import Array, Float, Int, PRNGKeyArray
 from ..config import SamplerOptions, TrainOptions
 from ..errors import TrainingDivergedError
-from ..htransform import GaussianStart, GaussNewtonTransform, gaussian_start, prediction_jacobian
+from ..htransform import (
+    GaussianStart,
+    GaussNewtonTransform,
+    calibrate_start,
+    gaussian_start,
+    prediction_jacobian,
+)
 from ..likelihoods import AbstractLikelihood, MarginalMixtureLikelihood
 from ..mixture_tilt import MixtureTilt
 from ..modes import find_basins, laplace_fractions, mode_order, prior_importance_fractions
@@ -27,7 +33,6 @@ from ..sampler import (
     LangevinSampler,
     anneal_gamma,
     auto_final_dtau,
-    calibrate_start,
     pseudo_time_grid,
 )
 from ..seeding import fit_keys, stream
@@ -225,7 +230,7 @@ class LangevinMethod(AbstractMethod):
         return tilt, record
 
     def _calibrate(self, objective: ELBO, params: Trainable, record: dict) -> Trainable:
-        """The Gaussian start's extra precision (`langevin_uq.sampler.calibrate_start`), chosen
+        """The Gaussian start's extra precision (`langevin_uq.htransform.calibrate_start`), chosen
         by the ELBO on the first epoch's keys; recorded in ``record``."""
         key = stream(self.train.seed, "fit/calibrate")
 
