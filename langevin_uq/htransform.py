@@ -185,8 +185,11 @@ class GaussNewtonTransform(eqx.Module):
     (second derivatives of the data model), so that training with the guide follows the ELBO's
     gradient. With ``x`` and ``J`` held fixed (the Gauss-Newton derivative, as before) the
     ELBO's directional derivative along the drift's MLP came out 0.31x its central difference
-    on a 33-weight NODE (`bench/guide_gradient.py`); the whole derivative costs about 3x per
-    guided epoch (321-weight NODE, 64 replicas: 42 s against 15 s).
+    on a 33-weight NODE (`bench/guide_gradient.py`). The whole derivative costs 8x per ELBO
+    gradient (321-weight NODE, 64 replicas x 100 steps: 33 s against 4.0 s; the default drift
+    takes 0.08 s; 125 s at 256 replicas, where `langevin_uq.sampler.LangevinSampler.simulate`
+    recomputes each guided step in the backward pass); sampling, and a guide used untrained
+    (``train.epochs = 0``), cost the same.
     """
 
     partition: WeightPartition
