@@ -67,8 +67,9 @@ class ELBO(eqx.Module):
             drift is exact (on a 2-D exact case the gradient's sd across keys is 11x smaller
             at 100 steps, 47x at 400). Off: it costs 1.59x per gradient on a 321-weight NODE,
             and on the cases measured (`bench/sticking_vs_plain.py`: rows 1, 2, 10, and row 7
-            at 64 replicas, where training from the Gauss-Newton start worsens the ELBO with
-            either) it changed nothing.
+            at 64 replicas) it changed nothing. Training from the Gauss-Newton start worsened
+            the ELBO with either; that came from the guide's derivative, then held fixed in
+            its linearisation (`langevin_uq.htransform.GaussNewtonTransform`).
     """
 
     sampler: LangevinSampler
