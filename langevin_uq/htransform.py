@@ -238,6 +238,13 @@ class GaussNewtonTransform(eqx.Module):
         w = self.partition.join(w_s, self.w_d)
         return nonfinite_rows(predict_ensemble(self.partition, w, self.inputs))
 
+    def predictions(
+        self, w_s: Float[Array, " ns"], inputs: GroupInputs, w_d: Float[Array, " nd"]
+    ) -> Float[Array, " P"]:
+        """Every group's predictions at stochastic weights ``w_s``, flattened (``P = G T ny``):
+        what the transform linearises."""
+        return predict_groups(self.partition, self.partition.join(w_s, w_d), inputs).ravel()
+
     def __call__(
         self, u: Float[Array, " ns"], remaining: Float[Array, ""], prior: OUPrior
     ) -> Float[Array, " ns"]:
@@ -252,8 +259,7 @@ class GaussNewtonTransform(eqx.Module):
         n_pred, ns = y_bar.size, u.shape[0]
 
         def predict(x):
-            w = prior.unwhiten(x)
-            return predict_groups(self.partition, self.partition.join(w, w_d), inputs).ravel()
+            return self.predictions(prior.unwhiten(x), inputs, w_d)
 
         def linearise(x):
             """``y_hat(x)`` and its Jacobian ``(P, ns)``, by the cheaper of the two modes."""

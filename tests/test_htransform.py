@@ -1,5 +1,6 @@
 """The h-transform starting drifts against exact posteriors and exact h-transforms."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -220,10 +221,10 @@ def test_the_guide_at_a_replica_whose_model_overflows_is_zero_and_leaves_gradien
                                            jnp.zeros(2, int), jnp.ones(1) * 0.1, 1.0)  # fmt: skip
     prior = OUPrior(jnp.zeros(1), 1.0)
     u = jnp.array([[0.1], [50.0]])
-    g = guide_drift(u, guide, jnp.asarray(0.5), prior)
+    g = eqx.filter_jit(guide_drift)(u, guide, jnp.asarray(0.5), prior)
     assert np.isfinite(g[0, 0]) and g[1, 0] == 0.0
     np.testing.assert_array_equal(guide.overflows(prior.unwhiten(u)), [False, True])
-    grad = jax.grad(lambda u: jnp.sum(guide_drift(u, guide, jnp.asarray(0.5), prior)))(u)
+    grad = jax.jit(jax.grad(lambda u: jnp.sum(guide_drift(u, guide, jnp.asarray(0.5), prior))))(u)
     assert np.all(np.isfinite(grad)) and grad[1, 0] == 0.0
 
 
@@ -255,10 +256,11 @@ def test_the_guide_never_points_where_its_own_objective_is_higher():
                                                  guide.target.ravel() - predict(mu))  # fmt: skip
 
     mu = a * u
-    m = mu + v * jax.vmap(guide, in_axes=(0, None, None))(u, remaining, prior) / (2 * a)
-    at_mu = jax.vmap(objective)(mu, mu)
-    assert np.all(np.asarray(jax.vmap(objective)(m, mu)) <= np.asarray(at_mu) * (1 + 1e-5))
-    raised = np.asarray(jax.vmap(objective)(jax.vmap(undamped)(mu), mu)) > np.asarray(at_mu)
+    m = mu + v * jax.jit(jax.vmap(guide, in_axes=(0, None, None)))(u, remaining, prior) / (2 * a)
+    objectives = jax.jit(jax.vmap(objective))
+    at_mu = objectives(mu, mu)
+    assert np.all(np.asarray(objectives(m, mu)) <= np.asarray(at_mu) * (1 + 1e-5))
+    raised = np.asarray(objectives(jax.jit(jax.vmap(undamped))(mu), mu)) > np.asarray(at_mu)
     assert raised.sum() >= 5, raised.sum()
 
 
