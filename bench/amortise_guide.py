@@ -29,14 +29,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
+from _problem import nuts_agreement, relaxation_data
 
 from langevin_uq.config import Config
-from langevin_uq.metrics import wasserstein1
 from langevin_uq.model import MLP
 from langevin_uq.problem import predict_groups
-from langevin_uq.run import fit, predict
+from langevin_uq.run import fit
 from langevin_uq.rundir import read_metadata
-from langevin_uq.systems.ou import OUSystem, simulate_ou
 
 HERE = Path(__file__).parent
 
@@ -80,8 +79,7 @@ class AllWeights(eqx.Module):
 
 
 def main(hidden: int, iterations: int, replicas: int) -> None:
-    relax = simulate_ou(OUSystem(n=4, n_times=26, theta_sd=0.0, mu_sd=0.0), jr.key(0),
-                        noise_sd=0.05)  # fmt: skip
+    relax = relaxation_data()
     config = Config.load(HERE / "schlogl_node_vs_nuts.toml").replace(
         sampler={"final_dtau": "auto"}, train={"diagnostics": False}
     )
@@ -173,14 +171,12 @@ def main(hidden: int, iterations: int, replicas: int) -> None:
         return sampler.prior.unwhiten(jax.lax.scan(st, u0, steps)[0])
 
     w = np.asarray(draw(jr.key(7), 4000))
-    ratio = w.std(0) / nuts["w"].std(0)
-    pred = np.asarray(predict(run, relax, jnp.asarray(w[:2000])))
-    w1 = np.mean([wasserstein1(pred[:, 0, j, 0], nuts["pred"][:, 0, j, 0])
-                  for j in range(pred.shape[2])])  # fmt: skip
+    agree = nuts_agreement(run, relax, jnp.asarray(w), nuts)
+    ratio = agree["ratio"]
     print(
         f"network alone: sd ratio to NUTS median {np.median(ratio):.3f} (10-90 %: "
         f"{np.quantile(ratio, 0.1):.3f}-{np.quantile(ratio, 0.9):.3f}); predictive W1 to NUTS "
-        f"{w1:.4g} (NUTS spread {np.mean(nuts['pred'][:, 0, :, 0].std(0)):.4g})"
+        f"{agree['w1']:.4g} (NUTS spread {agree['spread']:.4g})"
     )
 
 

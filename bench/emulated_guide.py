@@ -38,14 +38,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
+from _problem import nuts_agreement, relaxation_data
 
 from langevin_uq.config import Config
 from langevin_uq.htransform import GaussNewtonTransform
-from langevin_uq.metrics import wasserstein1
 from langevin_uq.model import MLP
 from langevin_uq.problem import predict_ensemble
-from langevin_uq.run import fit, load_run, predict
-from langevin_uq.systems.ou import OUSystem, simulate_ou
+from langevin_uq.run import fit, load_run
 
 HERE = Path(__file__).parent
 
@@ -94,8 +93,7 @@ def train_emulator(emu, u_pts, y_pts, root, steps, key, lr=1e-3, batch=512):
 
 
 def main(points: str, hidden: int, rounds: int, steps: int, n_draws: int, run_dir) -> None:
-    relax = simulate_ou(OUSystem(n=4, n_times=26, theta_sd=0.0, mu_sd=0.0), jr.key(0),
-                        noise_sd=0.05)  # fmt: skip
+    relax = relaxation_data()
     config = Config.load(HERE / "schlogl_node_vs_nuts.toml").replace(
         sampler={"final_dtau": "auto"}, train={"diagnostics": False}
     )
@@ -183,15 +181,12 @@ def main(points: str, hidden: int, rounds: int, steps: int, n_draws: int, run_di
             f"rms {np.sqrt(np.mean(misfit**2)):.3g} (NUTS: {nuts_misfit:.3g})",
             flush=True,
         )
-        ratio = w.std(0) / nuts["w"].std(0)
-        pred = np.asarray(predict(run, relax, jnp.asarray(w[:2000])))
-        w1 = np.mean([wasserstein1(pred[:, 0, j, 0], nuts["pred"][:, 0, j, 0])
-                      for j in range(pred.shape[2])])  # fmt: skip
-        inside = np.mean((ratio >= 0.8) & (ratio <= 1.25))
+        agree = nuts_agreement(run, relax, jnp.asarray(w), nuts)
+        ratio, inside, w1 = agree["ratio"], agree["inside"], agree["w1"]
         print(f"  emulated guide, {len(w)} draws in {dt:.0f} s (with compilation): sd ratio "
               f"median {np.median(ratio):.3f} (10-90 %: {np.quantile(ratio, 0.1):.3f}-"
               f"{np.quantile(ratio, 0.9):.3f}), {inside:.0%} in [0.8, 1.25]; predictive W1 to "
-              f"NUTS {w1:.4g} (NUTS spread {np.mean(nuts['pred'][:, 0, :, 0].std(0)):.4g})",
+              f"NUTS {w1:.4g} (NUTS spread {agree['spread']:.4g})",
               flush=True)  # fmt: skip
         if r < rounds - 1:  # add the draws and points on their way
             u_new = np.asarray(prior.whiten(jnp.asarray(w)))

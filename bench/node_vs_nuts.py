@@ -19,12 +19,11 @@ from pathlib import Path
 import jax
 import jax.random as jr
 import numpy as np
+from _problem import nuts_agreement, relaxation_data
 
 from langevin_uq.config import Config
-from langevin_uq.metrics import wasserstein1
 from langevin_uq.run import fit, predict, sample_weights
 from langevin_uq.rundir import read_history, read_metadata
-from langevin_uq.systems.ou import OUSystem, simulate_ou
 
 HERE = Path(__file__).parent
 CONFIG = HERE / "schlogl_node_vs_nuts.toml"
@@ -47,12 +46,8 @@ def _nuts(data, config: Config) -> dict:
 
 def _report(label: str, run, run_dir: Path, data, nuts: dict) -> None:
     w = np.asarray(sample_weights(run, 4000, jr.key(1)))
-    ratio = w.std(0) / nuts["w"].std(0)
-    inside = np.mean((ratio >= 0.8) & (ratio <= 1.25))
-    pred = np.asarray(predict(run, data, w[:2000]))
-    w1 = np.mean([wasserstein1(pred[:, 0, j, 0], nuts["pred"][:, 0, j, 0])
-                  for j in range(pred.shape[2])])  # fmt: skip
-    spread = np.mean(nuts["pred"][:, 0, :, 0].std(0))
+    agree = nuts_agreement(run, data, w, nuts)
+    ratio, inside, w1, spread = agree["ratio"], agree["inside"], agree["w1"], agree["spread"]
     rows = read_history(run_dir / "history.csv")
     tail = (f"loss {np.mean([r[1] for r in rows[-20:]]):.5g}, path KL "
             f"{np.mean([r[3] for r in rows[-20:]]):.4g}" if rows else "untrained")  # fmt: skip
@@ -73,8 +68,7 @@ def _report(label: str, run, run_dir: Path, data, nuts: dict) -> None:
 
 def main(epochs: int, start: str) -> None:
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
-    relax = simulate_ou(OUSystem(n=4, n_times=26, theta_sd=0.0, mu_sd=0.0), jr.key(0),
-                        noise_sd=0.05)  # fmt: skip
+    relax = relaxation_data()
     config = Config.load(CONFIG)
     t0 = time.perf_counter()
     nuts = _nuts(relax, config)

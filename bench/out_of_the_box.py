@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jax.random as jr
 import numpy as np
+from _problem import relaxation_data
 
 from langevin_uq.config import Config
 from langevin_uq.demos import schlogl_config
@@ -92,8 +93,7 @@ def main(rows: set[int]) -> None:
         cases[5] = ("5 1-27-27-1 NODE (838 weights), Schloegl demo settings", schlogl, big)
         cases[6] = ("6 Schloegl, paper's setting (mixture K=2, prior mean 0)", schlogl, paper)
     if rows & {7, 8, 12}:
-        relax = simulate_ou(OUSystem(n=4, n_times=26, theta_sd=0.0, mu_sd=0.0), jr.key(0),
-                            noise_sd=0.05)  # fmt: skip
+        relax = relaxation_data()
         node = Config.load(NODE_VS_NUTS)
         # row 7 on a 1-4-4-1 NODE: with the guide's derivative held fixed it showed the same
         # worsening within 100 epochs (loss -16.9 -> 336, 16 minutes in all)
