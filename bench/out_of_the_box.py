@@ -22,7 +22,7 @@ from langevin_uq.config import Config
 from langevin_uq.demos import schlogl_config
 from langevin_uq.errors import TrainingDivergedError
 from langevin_uq.run import fit, sample_weights
-from langevin_uq.rundir import read_history, read_metadata
+from langevin_uq.rundir import read_history, read_ksd, read_metadata
 from langevin_uq.systems.ou import OUSystem, ou_true_weights, simulate_ou
 from langevin_uq.systems.schlogl import SchloglSystem, simulate_schlogl
 
@@ -54,6 +54,8 @@ def _run(label: str, data, config: Config, check=None) -> None:
     line = f"{label}: {status} in {seconds:.0f} s; {_windows(run_dir)}"
     if extra is not None:
         line += f"; rank {start['rank']}, start extra precision {extra:g}"
+    if (ksd := read_ksd(run_dir)) is not None and ksd.get("ksd") is not None:
+        line += f"; KSD {ksd['ratio']:.3g}x reference, z {ksd['z']:.2f}, p {ksd['p']:.3g}"
     if run is not None and check is not None:
         line += "; " + check(run)
     print(line, flush=True)
@@ -71,7 +73,7 @@ def _ou_law_check(system: OUSystem, key):
     return check
 
 
-def main(rows: set[int]) -> None:
+def main(rows: set[int], replicas: int | None = None, epochs: int | None = None) -> None:
     ou = simulate_ou(OUSystem(n=256), jr.key(0))
     short = {"epochs": 300}
     cases = {
@@ -127,12 +129,19 @@ def main(rows: set[int]) -> None:
                      _ou_law_check(slow, jr.key(0)))  # fmt: skip
     for number in sorted(rows):
         label, data, config, *check = cases[number]
+        if replicas is not None:
+            config = config.replace(sampler={"replicas": replicas})
+            label += f" ({replicas} replicas)"
+        if epochs is not None:
+            config = config.replace(train={"epochs": epochs})
         _run(label, data, config, check[0] if check else None)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default=",".join(map(str, range(1, 13))))
+    parser.add_argument("--replicas", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args()
-    main({int(r) for r in args.rows.split(",")})
+    main({int(r) for r in args.rows.split(",")}, args.replicas, args.epochs)
     sys.exit(0)

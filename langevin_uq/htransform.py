@@ -182,14 +182,13 @@ class GaussNewtonTransform(eqx.Module):
 
     The arrays are fixed, not trained: `__call__` stops their gradients. Its derivative in
     ``u`` is the whole one, through the linearisation point ``x`` and the Jacobian ``J``
-    (second derivatives of the data model), so that training with the guide follows the ELBO's
-    gradient. With ``x`` and ``J`` held fixed (the Gauss-Newton derivative, as before) the
+    (second derivatives of the data model), so that a gradient through the paths is the
+    ELBO's. With ``x`` and ``J`` held fixed (the Gauss-Newton derivative, as before) the
     ELBO's directional derivative along the drift's MLP came out 0.31x its central difference
-    on a 33-weight NODE (`bench/guide_gradient.py`). The whole derivative costs 8x per ELBO
-    gradient (321-weight NODE, 64 replicas x 100 steps: 33 s against 4.0 s; the default drift
-    takes 0.08 s; 125 s at 256 replicas, where `langevin_uq.sampler.LangevinSampler.simulate`
-    recomputes each guided step in the backward pass); sampling, and a guide used untrained
-    (``train.epochs = 0``), cost the same.
+    on a 33-weight NODE (`bench/guide_gradient.py`). Training itself does not differentiate
+    the guide: its gradient is the score function's along detached paths
+    (`langevin_uq.methods.ls.ELBO.detached`), less noisy and 8x cheaper than the whole
+    derivative through the paths, which stays available (and tested) as its reference.
     """
 
     partition: WeightPartition

@@ -321,6 +321,7 @@ class LangevinSampler(eqx.Module):
         save_path: bool = False,
         log_ratio: bool = False,
         sticking: bool = False,
+        detached: bool = False,
     ) -> tuple[Float[Array, "R ns"], Float[Array, " R"], Float[Array, "S+1 R ns"] | None]:
         """The replicas' chain (module docstring) and the path-KL per replica.
 
@@ -332,6 +333,13 @@ class LangevinSampler(eqx.Module):
         the log ratio plus the data term is the same for every path, and the gradient of every
         replica is zero (`langevin_uq.methods.ls.ELBO.sticking` says why training does not use
         it by default).
+
+        With ``detached``, the path carries no gradient (nor does the guide's drift): the
+        second output keeps its value, and its gradient in the drift's parameters is the score
+        of the path's density, ``grad log dQ / dP_prior`` along the path held fixed (the path's
+        log ratio above with live ``g_k``). What the score-function estimator of
+        `langevin_uq.methods.ls.ELBO` needs: no derivative of the data model, so a guided
+        gradient costs about what drawing the replicas costs.
 
         Returns:
             ``(w_T, kl, path)``: the last states in weight units ``(R, ns)``, each replica's
@@ -355,28 +363,34 @@ class LangevinSampler(eqx.Module):
             left, h, k = inputs
             learned = self.learned_correction(drift, u, left)
             guide = 0.0 if drift.guide is None else guide_drift(u, drift.guide, left, self.prior)
+            if detached:
+                guide = jax.lax.stop_gradient(guide)
             g = learned + guide
             c = -0.5 * jnp.expm1(-2 * h)
             noise = jr.normal(k, u.shape, dtype)
-            u_next = jnp.exp(-h) * u + c * g + gamma * jnp.sqrt(2 * c) * noise
+            move = jax.lax.stop_gradient(g) if detached else g
+            u_next = jnp.exp(-h) * u + c * move + gamma * jnp.sqrt(2 * c) * noise
             kl = kl + c * jnp.sum(g**2, axis=-1) / (4 * gamma**2)
             if log_ratio:
-                ito = ito + jnp.sqrt(2 * c) * jnp.sum(g * noise, axis=-1) / (2 * gamma)
-            if sticking:
-                held = self.learned_correction(fixed, u, left) + guide
+                ito = ito + jnp.sqrt(2 * c) * jnp.sum(move * noise, axis=-1) / (2 * gamma)
+            if sticking or detached:
+                held = g if detached else self.learned_correction(fixed, u, left) + guide
                 delta = u_next - jnp.exp(-h) * u
                 stl = stl + jnp.sum(held * delta / 2 - c * held**2 / 4, axis=-1) / gamma**2
             return (u_next, kl, ito, stl), (u_next if save_path else None)
 
-        if drift.guide is not None:
-            # Differentiating the guide takes second derivatives of the data model; kept for
-            # every step, their intermediates needed 36 GB on a 321-weight NODE (256 replicas
-            # x 100 steps). Recomputed step by step in the backward pass instead.
+        if detached:
+            u0 = jax.lax.stop_gradient(u0)
+        elif drift.guide is not None:
+            # Differentiating the guide through the path (training uses `detached` instead)
+            # takes second derivatives of the data model; kept for every step, their
+            # intermediates needed 36 GB on a 321-weight NODE (256 replicas x 100 steps).
+            # Recomputed step by step in the backward pass instead.
             step = jax.checkpoint(step)
         zeros = jnp.zeros(n_replicas, dtype)
         steps = (remaining[:-1], remaining[:-1] - remaining[1:], step_keys)
         (u_end, kl, ito, stl), path = jax.lax.scan(step, (u0, zeros, zeros, zeros), steps)
-        if sticking:
+        if sticking or detached:
             kl = jax.lax.stop_gradient(kl) + stl - jax.lax.stop_gradient(stl)
         if save_path:
             path = self.prior.unwhiten(jnp.concatenate([u0[None], path], axis=0))
