@@ -273,10 +273,11 @@ def sample_weights(run: FittedRun, n: int, key: PRNGKeyArray, *, batch: int = 81
     """Draw ``n`` posterior samples of the whole flat weight vector, ``(n, nw)``.
 
     For the Langevin sampler one simulation of the learned SDE with ``n`` replicas (in batches of
-    ``batch``), no data-model evaluations; for BBVI draws of the guide; for NUTS draws of the
-    stored chains. Deterministic entries are repeated in every row. A draw known to lie where
-    the data model overflows (the Gauss-Newton guide checks its own) is drawn again
-    (`langevin_uq.posterior.draw_in_support`).
+    ``batch``), with no data-model evaluations unless a Gauss-Newton guide drives it (then one
+    Jacobian of the predictions per replica and step); for BBVI draws of the guide; for NUTS
+    draws of the stored chains. Deterministic entries are repeated in every row. A draw known
+    to lie where the data model overflows (the Gauss-Newton guide checks its own) is drawn
+    again (`langevin_uq.posterior.draw_in_support`).
     """
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, got {n}")
