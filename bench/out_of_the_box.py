@@ -56,6 +56,8 @@ def _run(label: str, data, config: Config, check=None) -> None:
         line += f"; rank {start['rank']}, start extra precision {extra:g}"
     if (ksd := read_ksd(run_dir)) is not None and ksd.get("ksd") is not None:
         line += f"; KSD {ksd['ratio']:.3g}x reference, z {ksd['z']:.2f}, p {ksd['p']:.3g}"
+        line += f", Stein dispersion {ksd['dispersion']:.3g} +- {ksd['dispersion_se']:.2g}"
+        line += f"; verdict: {ksd['verdict']}" if ksd["verdict"] else ""
     if run is not None and check is not None:
         line += "; " + check(run)
     print(line, flush=True)

@@ -4,8 +4,9 @@ Every method fits the same data model, likelihood and prior (only ``[method] kin
 differences in the table are differences of the methods. Per method the table gives the wall
 time of the fit, held-out scores of its predictive ensemble (W1 per time, Eq. 27, as mean and
 max over time; 50/90 % band coverage; energy score), NUTS's R-hat, ESS per second and
-divergences, the KSD of its draws against the posterior they target (ratio to exact draws and
-U-statistic z, `langevin_uq.sample_quality.run_diagnostics`; for density likelihoods only),
+divergences, the KSD of its draws against the posterior they target (ratio to exact draws,
+U-statistic z and Stein dispersion, `langevin_uq.sample_quality.run_diagnostics`; for density
+likelihoods only),
 and the weights' statistics: against an analytic law for two weights, and against NUTS (when it
 ran) for any number of weights.
 
@@ -215,8 +216,10 @@ def _nuts_columns(run: FittedRun) -> dict[str, float]:
 
 def _ksd_columns(ksd: dict) -> dict[str, float]:
     if ksd["ksd"] is None:
-        return {"KSD ratio": np.nan, "KSD z": np.nan}
-    return {"KSD ratio": ksd["ratio"], "KSD z": ksd["z"]}
+        return {"KSD ratio": np.nan, "KSD z": np.nan, "Stein dispersion": np.nan}
+    # Run directories written before the dispersion existed have none.
+    return {"KSD ratio": ksd["ratio"], "KSD z": ksd["z"],
+            "Stein dispersion": ksd.get("dispersion", np.nan)}  # fmt: skip
 
 
 def _tables(results, scored: Trajectories, reference, in_sample: bool) -> str:

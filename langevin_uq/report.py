@@ -155,10 +155,13 @@ def ksd_lines(diagnostics: dict | None) -> list[str]:
     if diagnostics.get("ksd") is None:
         return [f"- KSD: none; {diagnostics['why']}", *grid]
     d = diagnostics
+    spread = ""
+    if d.get("dispersion") is not None:  # absent from run directories written before it
+        spread = f"; Stein dispersion {d['dispersion']:.3g} +- {d['dispersion_se']:.2g}"
     return [
         f"- KSD of {d['n']} draws of {d['dimension']} stochastic weights: {d['ksd']:.4g}, "
         f"{d['ratio']:.3g}x the reference of exact Gaussian draws; U-statistic {d['z']:.3g} "
-        f"null sds above 0 (p = {d['p']:.2g})",
+        f"null sds above 0 (p = {d['p']:.2g}){spread}",
         f"- verdict: {d['verdict'] or 'no disagreement between samples and posterior detected'}",
         *grid,
     ]

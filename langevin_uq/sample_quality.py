@@ -198,9 +198,10 @@ def run_diagnostics(run: FittedRun, data: Trajectories, key: PRNGKeyArray, n: in
 
     Returns:
         A JSON-able dict: `langevin_uq.diagnostics.ksd_report`'s numbers (``ksd``,
-        ``reference``, ``ratio``, ``z``, ``p``, ``n``) with ``verdict`` (the sentence, or
-        ``None``), ``method`` and ``dimension``; or ``{"ksd": None, "why": ...}`` when the
-        target has no density (energy score, ``beta = 0``).
+        ``reference``, ``ratio``, ``z``, ``p``, ``dispersion``, ``dispersion_se``, ``n``) with
+        ``verdict`` (the sentence, or ``None``), ``method`` and ``dimension``; or
+        ``{"ksd": None, "why": ...}`` when the target has no density (energy score,
+        ``beta = 0``).
     """
     sample_key, ksd_key = jr.split(key)
     grid = draws = None

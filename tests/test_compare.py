@@ -59,11 +59,12 @@ def test_compare_writes_one_table(compared):
     nuts = dict(zip(rows[0], rows[3], strict=True))
     assert float(nuts["ESS/s (min)"]) > 0 and float(nuts["divergences"]) >= 0
     # A Gaussian likelihood has a density: every method gets its KSD against it.
-    assert rows[0][-3:] == ["KSD ratio", "KSD z", "status"]
+    assert rows[0][-4:] == ["KSD ratio", "KSD z", "Stein dispersion", "status"]
     assert [r[-1] for r in rows[1:]] == ["ok"] * 3
     for row in rows[1:]:
         cells = dict(zip(rows[0], row, strict=True))
         assert float(cells["KSD ratio"]) > 0 and np.isfinite(float(cells["KSD z"])), row
+        assert float(cells["Stein dispersion"]) > 0, row
     assert "KSD of each method's draws against its posterior:" in text
     for kind in ("ls", "bbvi-meanfield", "nuts"):
         assert f"\n- {kind}: " in text

@@ -30,6 +30,7 @@ def test_report_with_training_data_has_the_ksd_and_its_verdict(run_dir, ou_data)
     assert ksd["n"] == 512 and ksd["method"] == "ls"
     assert f"- KSD of 512 draws of {ksd['dimension']} stochastic weights: " in summary
     assert f"{ksd['ratio']:.3g}x the reference of exact Gaussian draws" in summary
+    assert f"; Stein dispersion {ksd['dispersion']:.3g} +- " in summary
     verdict = ksd["verdict"] or "no disagreement between samples and posterior detected"
     assert f"- verdict: {verdict}\n" in summary
     assert (run_dir / "report" / "summary.md").read_text() == summary

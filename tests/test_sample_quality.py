@@ -59,10 +59,10 @@ def test_run_diagnostics_is_json_and_reads_as_a_verdict(fitted, ou_data):
     assert json.loads(json.dumps(out)) == out
     assert out["n"] == 64 and out["dimension"] == run.partition.n_stochastic
     assert out["method"] == "ls"
-    for name in ("ksd", "reference", "ratio", "z", "p"):
+    for name in ("ksd", "reference", "ratio", "z", "p", "dispersion", "dispersion_se"):
         assert np.isfinite(out[name]), name
     assert out["ratio"] == pytest.approx(out["ksd"] / out["reference"])
-    assert out["verdict"] is None or out["verdict"].startswith("samples disagree")
+    assert out["verdict"] is None or out["verdict"].startswith("samples ")
     grid = out["discretisation"]  # the tiny run's 10 steps
     assert grid["steps"] == 10 and grid["draws"] == sample_quality.DISCRETISATION_DRAWS
     assert grid["mean_shift"] >= 0 and grid["sd_tolerance"] > 0
