@@ -25,8 +25,10 @@ import numpy as np
 from _problem import nuts_agreement, relaxation_data
 
 from langevin_uq.config import Config
+from langevin_uq.diagnostics import ksd_report, verdict
 from langevin_uq.run import fit, predict, sample_weights
 from langevin_uq.rundir import read_history, read_metadata
+from langevin_uq.sample_quality import posterior_score_fn
 
 HERE = Path(__file__).parent
 CONFIG = HERE / "schlogl_node_vs_nuts.toml"
@@ -89,6 +91,12 @@ def main(epochs: int, start: str, replicas: int | None = None) -> None:
         run = fit(relax, ls.replace(train={"epochs": n}), run_dir=run_dir)
         print(f"LS {label}, {start} start: fit {time.perf_counter() - t0:.0f} s", flush=True)
         _report(f"LS {label}, {start} start", run, run_dir, relax, nuts)
+    # NUTS's own draws read by the same KSD (chain draws: its z overstates, run_diagnostics)
+    mask = np.asarray(run.partition.stochastic_mask)
+    own = ksd_report(nuts["w"][:512, mask], posterior_score_fn(run, relax), jr.key(4))
+    print(f"NUTS's draws: KSD ratio {own['ratio']:.3g}, z {own['z']:.3g}, Stein dispersion "
+          f"{own['dispersion']:.3g} +- {own['dispersion_se']:.2g}; "
+          f"verdict: {verdict(own)}")  # fmt: skip
     # The guide's draws solve the data model (and its Jacobian) at every step: fewer, and
     # labelled as not amortised.
     guided = start == "gauss-newton"
