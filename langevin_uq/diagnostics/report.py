@@ -159,13 +159,13 @@ def verdict(
     """
     parts = []
     dispersion, se = report.get("dispersion"), report.get("dispersion_se")
-    if dispersion is not None and not 1 / band <= dispersion <= band:
-        if abs(dispersion - 1) >= dispersion_z * se:
-            wide = "wide" if dispersion > 1 else "narrow"
-            parts.append(
-                f"samples too {wide} for the posterior: Stein dispersion {dispersion:.3g} "
-                f"+- {se:.2g} (exact draws: 1; flagged outside {1 / band:.3g}-{band:g})"
-            )
+    outside = dispersion is not None and not 1 / band <= dispersion <= band
+    if outside and abs(dispersion - 1) >= dispersion_z * se:
+        wide = "wide" if dispersion > 1 else "narrow"
+        parts.append(
+            f"samples too {wide} for the posterior: Stein dispersion {dispersion:.3g} "
+            f"+- {se:.2g} (exact draws: 1; flagged outside {1 / band:.3g}-{band:g})"
+        )
     if report["p"] < level:
         parts.append(
             f"samples disagree with the posterior: U-statistic {report['z']:.3g} null sds "

@@ -71,15 +71,15 @@ class ELBO(eqx.Module):
             at 64 replicas) it changed nothing. Training from the Gauss-Newton start worsened
             the ELBO with either; that came from the guide's derivative, then held fixed in
             its linearisation (`langevin_uq.htransform.GaussNewtonTransform`).
-        detached: the gradient by the score function along detached paths (`_detached`), on
-            whenever a Gauss-Newton guide is present. Through the paths, the guided gradient
-            takes second derivatives of the data model and is heavy-tailed: on a 33-weight
-            NODE (`bench/guide_gradient.py --estimators`, 16 replicas x 40 steps, 400 keys)
-            its norm had median 0.86, 99th percentile 1.1e4 and maximum 1.1e6, the detached
-            one's 1.1, 97 and 219 (same mean: rms z of the difference 1.04); per value and
-            gradient on the 321-weight NODE (64 replicas x 100 steps) 25 s against 3.3 s.
-            Without a guide the gradient through the paths is the less noisy one (the
-            detached one's spread is 5.5x its own there), so it stays the default.
+        detached: the gradient by the score function along detached paths (`_score_function`),
+            on whenever a Gauss-Newton guide is present. Through the paths, the guided gradient
+            takes second derivatives of the data model and is heavy-tailed: on a 33-weight NODE
+            (`bench/guide_gradient.py --estimators`, 16 replicas x 40 steps, 400 keys) its norm
+            had median 0.86, 99th percentile 1.1e4 and maximum 1.1e6, the detached one's 1.1, 97
+            and 219 (same mean: rms z of the difference 1.04); per value and gradient on the
+            321-weight NODE (64 replicas x 100 steps) 25 s against 3.3 s. Without a guide the
+            gradient through the paths is the less noisy one (the detached one's spread is 5.5x
+            its own there), so it stays the default.
     """
 
     sampler: LangevinSampler
@@ -99,8 +99,6 @@ class ELBO(eqx.Module):
 
     def __call__(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
         """``(loss, (nll, kl, heldout, gamma))`` of one epoch's Monte Carlo estimate."""
-        if self.detached:
-            return self._detached(params, key, epoch)
         w_s, kl, gamma = self.replicas_at(params, key, epoch)
         k_batch = jr.split(key)[1]
         w_d = self.w_d_fixed if params.w_d is None else params.w_d
@@ -108,13 +106,23 @@ class ELBO(eqx.Module):
         y_max = jnp.max(jnp.abs(self.train.y))
         pred, _ = predict_ensemble_finite(self.partition, w, self.inputs, y_max)
         y, group, scale = minibatch(self.train, self.batch, k_batch, pred.dtype)
+        heldout = heldout_score(pred, self.validation)
+        if self.detached:
+            log_sigma = self.partition.log_sigma(w)
+
+            def replica_nll(p, s):
+                s = None if s is None else s[None]
+                return self.likelihood.loss(p[None], y, group, scale, s)
+
+            loss, nll, kl = self._score_function(jax.vmap(replica_nll)(pred, log_sigma), kl)
+            return loss, (nll, kl, heldout, gamma)
         nll = self.likelihood.loss(pred, y, group, scale, self.partition.log_sigma(w))
         kl = jnp.mean(kl)
-        heldout = heldout_score(pred, self.validation)
         return nll + self.beta * kl, (nll, kl, heldout, gamma)
 
-    def _detached(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
-        """The loss with the score-function gradient along detached paths (``detached``).
+    def _score_function(self, nll_r: Float[Array, " R"], kl: Float[Array, " R"]):
+        """``(loss, nll, kl)`` with the score-function gradient along detached paths
+        (``detached``), from each replica's data term and log ratio of its path.
 
         Each replica's cost ``F_r = nll_r + beta log dQ/dP_prior(path_r)`` is what the ELBO
         averages; its gradient is ``E[(F - E F) grad log q(path)]`` (the log-variance loss's
@@ -124,34 +132,26 @@ class ELBO(eqx.Module):
         differentiates the data model or the path. The KL reported is the paths' mean log
         ratio (unbiased; noisier than the reparameterised estimate by its Ito term).
         """
-        gamma = anneal_gamma(epoch, self.gamma0, self.anneal_epochs)
-        k_paths, k_batch = jr.split(key)
-        w_s, log_ratio, _ = self.sampler.simulate(params.drift, k_paths, self.replicas, gamma,
-                                                  log_ratio=True, detached=True)  # fmt: skip
-        kl = -log_ratio  # log dQ/dP_prior per path; its gradient is the paths' score
-        w_d = self.w_d_fixed if params.w_d is None else params.w_d
-        w = self.partition.join(w_s, w_d)
-        y_max = jnp.max(jnp.abs(self.train.y))
-        pred, _ = predict_ensemble_finite(self.partition, w, self.inputs, y_max)
-        y, group, scale = minibatch(self.train, self.batch, k_batch, pred.dtype)
-        log_sigma = self.partition.log_sigma(w)
-
-        def replica_nll(p, s):
-            return self.likelihood.loss(p[None], y, group, scale, None if s is None else s[None])
-
-        nll_r = jax.vmap(replica_nll)(pred, log_sigma)
         cost = jax.lax.stop_gradient(nll_r + self.beta * kl)
         centred = (cost - jnp.mean(cost)) * self.replicas / (self.replicas - 1)
         surrogate = jnp.mean(centred * kl)
         nll, kl = jnp.mean(nll_r), jnp.mean(jax.lax.stop_gradient(kl))
-        loss = nll + self.beta * kl + surrogate - jax.lax.stop_gradient(surrogate)
-        heldout = heldout_score(pred, self.validation)
-        return loss, (nll, kl, heldout, gamma)
+        return nll + self.beta * kl + surrogate - jax.lax.stop_gradient(surrogate), nll, kl
 
     def replicas_at(self, params: Trainable, key: PRNGKeyArray, epoch: Int[Array, ""]):
-        """The epoch's replicas ``w_S`` ``(R, ns)``, their path-KLs ``(R,)`` and gamma."""
+        """The epoch's replicas ``w_S`` ``(R, ns)``, their path-KLs ``(R,)`` and gamma.
+
+        With ``detached`` the path-KLs are the paths' log ratios ``log dQ/dP_prior``, whose
+        gradient is the paths' score (`langevin_uq.sampler.LangevinSampler.simulate`).
+        """
         gamma = anneal_gamma(epoch, self.gamma0, self.anneal_epochs)
-        w_s, kl, _ = self.sampler.simulate(params.drift, jr.split(key)[0], self.replicas, gamma,
+        k_paths = jr.split(key)[0]
+        if self.detached:
+            w_s, log_ratio, _ = self.sampler.simulate(
+                params.drift, k_paths, self.replicas, gamma, log_ratio=True, detached=True
+            )
+            return w_s, -log_ratio, gamma
+        w_s, kl, _ = self.sampler.simulate(params.drift, k_paths, self.replicas, gamma,
                                            sticking=self.sticking)  # fmt: skip
         return w_s, kl, gamma
 
